@@ -1,0 +1,3 @@
+from nasstudio.cli import main
+
+raise SystemExit(main())

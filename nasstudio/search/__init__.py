@@ -1,0 +1,5 @@
+"""Searches over the architecture space and the Pareto analysis of their results."""
+
+from nasstudio.search.pareto import Direction, hypervolume_2d, pareto_front_2d
+
+__all__ = ["Direction", "hypervolume_2d", "pareto_front_2d"]

@@ -1,0 +1,34 @@
+"""The project store (one SQLite file), its importers and exporters."""
+
+from nasstudio.store.project import (
+    BLEU_TEST,
+    BLEU_VALID,
+    GFLOPS,
+    KNOWN_TASKS,
+    LATENCY_MS,
+    PARAMS,
+    PARAMS_NO_EMB,
+    JobRecord,
+    Measurement,
+    Prediction,
+    Project,
+    Task,
+)
+from nasstudio.store.schema import SCHEMA_VERSION, SchemaError
+
+__all__ = [
+    "BLEU_TEST",
+    "BLEU_VALID",
+    "GFLOPS",
+    "KNOWN_TASKS",
+    "LATENCY_MS",
+    "PARAMS",
+    "PARAMS_NO_EMB",
+    "SCHEMA_VERSION",
+    "JobRecord",
+    "Measurement",
+    "Prediction",
+    "Project",
+    "SchemaError",
+    "Task",
+]

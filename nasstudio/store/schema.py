@@ -1,0 +1,129 @@
+"""SQLite schema of a project file and its migrations (PRAGMA user_version is the version)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from nasstudio.space import FEATURE_NAMES
+
+_FEATURE_COLUMNS = ",\n    ".join(f"{name} REAL NOT NULL" for name in FEATURE_NAMES)
+
+# Each entry upgrades the schema from version i to i + 1.
+MIGRATIONS: list[str] = [
+    f"""
+CREATE TABLE tasks (
+    name TEXT PRIMARY KEY,
+    vocab_size INTEGER NOT NULL CHECK (vocab_size > 0),
+    space TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE architectures (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    {_FEATURE_COLUMNS},
+    created_at REAL NOT NULL
+);
+CREATE TABLE task_architectures (
+    task TEXT NOT NULL REFERENCES tasks(name),
+    arch_id TEXT NOT NULL REFERENCES architectures(id),
+    origin TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (task, arch_id)
+);
+CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY,
+    arch_id TEXT NOT NULL REFERENCES architectures(id),
+    task TEXT NOT NULL REFERENCES tasks(name),
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    std REAL,
+    device TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    provenance TEXT NOT NULL DEFAULT '{{}}',
+    created_at REAL NOT NULL,
+    UNIQUE (arch_id, task, metric, device, source)
+);
+CREATE INDEX measurements_by_task ON measurements (task, metric);
+CREATE TABLE predictions (
+    id INTEGER PRIMARY KEY,
+    arch_id TEXT NOT NULL REFERENCES architectures(id),
+    task TEXT NOT NULL REFERENCES tasks(name),
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    std REAL,
+    predictor_kind TEXT NOT NULL,
+    predictor TEXT NOT NULL,
+    prompt_version TEXT,
+    provenance TEXT NOT NULL DEFAULT '{{}}',
+    created_at REAL NOT NULL
+);
+CREATE INDEX predictions_by_task ON predictions (task, metric);
+CREATE INDEX predictions_by_arch ON predictions (arch_id);
+CREATE TABLE prompts (
+    version TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    sections TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{{}}',
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE job_log (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    time REAL NOT NULL,
+    line TEXT NOT NULL
+);
+CREATE INDEX job_log_by_job ON job_log (job_id);
+CREATE TABLE latency_tables (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    task TEXT NOT NULL,
+    device TEXT NOT NULL,
+    source TEXT NOT NULL,
+    imported_at REAL NOT NULL
+);
+CREATE TABLE latency_rows (
+    table_id INTEGER NOT NULL REFERENCES latency_tables(id) ON DELETE CASCADE,
+    {_FEATURE_COLUMNS},
+    encoder_ms REAL NOT NULL,
+    decoder_ms REAL NOT NULL,
+    encoder_std_ms REAL,
+    decoder_std_ms REAL
+);
+""",
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    """A project file this version of nasstudio cannot open."""
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction, or refuse a newer file."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: project schema version {version} is newer than this nasstudio "
+            f"understands ({SCHEMA_VERSION}); upgrade nasstudio to open it"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        for step in MIGRATIONS[version:]:
+            for statement in step.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
