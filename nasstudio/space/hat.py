@@ -95,7 +95,7 @@ def from_hat_config(config: dict[str, Any]) -> Architecture:
 
 
 def parse_arch_info(lines: list[str]) -> Architecture:
-    """Architecture from llmas ``arch_info`` lines, e.g. ``'encoder-layer-num-subtransformer: 6'``."""
+    """Architecture from llmas ``arch_info`` lines (``'encoder-layer-num-subtransformer: 6'``)."""
     try:  # fast path: the lines are JSON once joined into one object
         config = json.loads(
             "{" + ",".join('"{}":{}'.format(*ln.split(": ", 1)) for ln in lines) + "}"

@@ -154,7 +154,10 @@ def _parse_llmas_line(text: str, path: Path, line: int, space_name: str) -> _Llm
         get_space(space_name).validate(arch)
     except (HatConfigError, OutOfSpaceError) as exc:
         raise ImportFormatError(path, line, f"arch_info: {exc}") from None
-    measurements = [(GFLOPS, _number(scratch, "total_flops", path, line, 1, 1e15) / 1e9, "")]
+    measurements = []
+    if "total_flops" in scratch:
+        gflops = _number(scratch, "total_flops", path, line, 1, 1e15) / 1e9
+        measurements.append((GFLOPS, gflops, ""))
     if "valid_BLEU" in scratch:
         measurements += [
             (BLEU_VALID, _number(scratch, "valid_BLEU", path, line, 0, 100), ""),

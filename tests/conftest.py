@@ -1,0 +1,35 @@
+"""Shared fixtures: the reference data beside the checkout, and fresh project files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REFDATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def require_refdata(*parts: str) -> Path:
+    """Path inside ../shared/data; skip when absent, fail when CI demands the data."""
+    path = REFDATA.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("NASSTUDIO_REQUIRE_REFDATA") == "1":
+            pytest.fail(f"reference data missing: {path} (NASSTUDIO_REQUIRE_REFDATA=1)")
+        pytest.skip(f"reference data not found at {path}")
+    return path
+
+
+@pytest.fixture
+def refdata() -> Path:
+    return require_refdata()
+
+
+@pytest.fixture
+def project(tmp_path):
+    from nasstudio.store import Project
+
+    with Project(tmp_path / "test.nasproj") as p:
+        yield p

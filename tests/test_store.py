@@ -1,0 +1,126 @@
+import sqlite3
+import threading
+
+import pytest
+
+from nasstudio.space import get_space
+from nasstudio.store import (
+    BLEU_VALID,
+    GFLOPS,
+    KNOWN_TASKS,
+    SCHEMA_VERSION,
+    Measurement,
+    Prediction,
+    Project,
+    SchemaError,
+    Task,
+)
+
+DEMO = KNOWN_TASKS["demo"]
+
+
+def test_new_project_is_wal_and_at_the_current_schema(tmp_path):
+    path = tmp_path / "p.nasproj"
+    Project(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path):
+    path = tmp_path / "future.nasproj"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaError, match="newer than this nasstudio"):
+        Project(path)
+
+
+def test_architectures_get_analytic_efficiency_and_are_not_duplicated(project):
+    project.ensure_task(DEMO)
+    archs = get_space(DEMO.space).sample_many(10, seed=0)
+    assert len(project.add_architectures(DEMO.name, archs, "test")) == 10
+    assert project.add_architectures(DEMO.name, archs, "test") == []
+    table = project.table(DEMO.name)
+    assert len(table) == 10
+    assert table[GFLOPS].notna().all() and (table["source:gflops"] == "analytic").all()
+    assert project.architecture(archs[3].id) == archs[3]
+
+
+def test_table_takes_the_latest_measurement_and_every_predictor(project):
+    project.ensure_task(DEMO)
+    arch = get_space(DEMO.space).sample_many(1, seed=0)[0]
+    project.add_architectures(DEMO.name, [arch], "test")
+    project.add_measurements([Measurement(arch.id, DEMO.name, BLEU_VALID, 20.0, "run-1")])
+    project.add_measurements([Measurement(arch.id, DEMO.name, BLEU_VALID, 22.0, "run-2")])
+    project.add_measurements(
+        [
+            Measurement(arch.id, DEMO.name, "latency_ms", 12.5, "bench", device="cpu"),
+        ]
+    )
+    project.add_predictions(
+        [
+            Prediction(arch.id, DEMO.name, BLEU_VALID, 21.0, "llm", "gpt-x", prompt_version="abc"),
+        ]
+    )
+    row = project.table(DEMO.name).loc[arch.id]
+    assert row[BLEU_VALID] == 22.0 and row["source:bleu_valid"] == "run-2"
+    assert row["latency_ms@cpu"] == 12.5
+    assert row["pred:bleu_valid@gpt-x"] == 21.0
+    assert {m.source for m in project.measurements(arch.id)} >= {"run-1", "run-2", "analytic"}
+    assert project.predictions(arch.id)[0].prompt_version == "abc"
+    columns = project.value_columns(DEMO.name)
+    assert "latency_ms@cpu" in columns["measured"]
+    assert columns["predicted"] == ["pred:bleu_valid@gpt-x"]
+
+
+def test_remeasuring_from_the_same_source_replaces_the_value(project):
+    project.ensure_task(DEMO)
+    arch = get_space(DEMO.space).sample_many(1, seed=0)[0]
+    project.add_architectures(DEMO.name, [arch], "test")
+    for value in (1.0, 2.0):
+        project.add_measurements([Measurement(arch.id, DEMO.name, BLEU_VALID, value, "import")])
+    values = [m.value for m in project.measurements(arch.id) if m.metric == BLEU_VALID]
+    assert values == [2.0]
+
+
+def test_a_failed_transaction_leaves_nothing_behind(project):
+    project.ensure_task(DEMO)
+    archs = get_space(DEMO.space).sample_many(5, seed=0)
+    with pytest.raises(RuntimeError), project.transaction():
+        project.add_architectures(DEMO.name, archs, "test")
+        raise RuntimeError("crash mid-way")
+    assert project.count_architectures() == 0
+    assert project.table(DEMO.name).empty
+
+
+def test_a_task_cannot_change_its_vocabulary(project):
+    project.ensure_task(DEMO)
+    with pytest.raises(ValueError, match="exists with vocabulary"):
+        project.ensure_task(Task(DEMO.name, DEMO.vocab_size + 1, DEMO.space))
+
+
+def test_writes_from_several_threads_all_land(project):
+    project.ensure_task(DEMO)
+    space = get_space(DEMO.space)
+
+    def write(seed):
+        project.add_architectures(DEMO.name, space.sample_many(40, seed), f"thread {seed}")
+
+    threads = [threading.Thread(target=write, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = {a.id for seed in range(4) for a in space.sample_many(40, seed)}
+    assert set(project.table(DEMO.name).index) == expected
+
+
+def test_data_version_sees_commits_from_another_connection(tmp_path):
+    path = tmp_path / "p.nasproj"
+    reader, writer = Project(path), Project(path)
+    before = reader.data_version()
+    writer.ensure_task(DEMO)
+    assert reader.data_version() != before
+    reader.close()
+    writer.close()
