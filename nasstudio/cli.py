@@ -67,7 +67,7 @@ class ProgressBar:
     def __init__(self, stream=sys.stderr, width: int = 30) -> None:
         self.stream, self.width = stream, width
         self.interactive = stream.isatty()
-        self._last_draw, self._last_decile = 0.0, -1
+        self._last_draw, self._last_decile, self._last_line = 0.0, -1, ""
 
     def _due(self, event: JobEvent) -> bool:
         if event.state.finished:
@@ -83,8 +83,13 @@ class ProgressBar:
             self._last_draw, self._last_decile = event.time, int(event.progress * 10)
             filled = int(event.progress * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
-            end = "\n" if event.state.finished or not self.interactive else ""
-            self.stream.write(f"\r[{bar}] {event.progress:6.1%} {event.message[:60]:<60}{end}")
+            line = f"[{bar}] {event.progress:6.1%} {event.message[:60]}"
+            if self.interactive:
+                end = "\n" if event.state.finished else ""
+                self.stream.write(f"\r{line:<100}{end}")
+            elif line != self._last_line:
+                self.stream.write(line + "\n")
+            self._last_line = line
         self.stream.flush()
 
 

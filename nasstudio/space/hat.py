@@ -81,7 +81,7 @@ def from_hat_config(config: dict[str, Any]) -> Architecture:
     for key, name in HAT_LIST_KEYS.items():
         depth = enc_layers if key.startswith("encoder") else dec_layers
         values = config[key]
-        if not isinstance(values, list) or not all(_is_int(v) for v in values):
+        if not isinstance(values, list) or not all(type(v) is int for v in values):
             raise HatConfigError(f"{key!r} must be a list of integers, got {values!r}", key)
         if len(values) < depth:
             raise HatConfigError(

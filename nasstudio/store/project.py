@@ -242,6 +242,16 @@ class Project:
         """Record measurements; one with the same arch, task, metric, device and source replaces
         the earlier one (a re-import or re-measurement updates rather than duplicates)."""
         now = time.time()
+        # Importers share one provenance dict across a record's measurements: encode it once.
+        # The dict is kept alongside so that its id cannot be reused during this call.
+        encoded: dict[int, tuple[dict, str]] = {}
+
+        def provenance_json(m: Measurement) -> str:
+            key = id(m.provenance)
+            if key not in encoded:
+                encoded[key] = (m.provenance, json.dumps(m.provenance))
+            return encoded[key][1]
+
         with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO measurements"
@@ -259,7 +269,7 @@ class Project:
                         m.std,
                         m.device,
                         m.source,
-                        json.dumps(m.provenance),
+                        provenance_json(m),
                         m.created_at or now,
                     )
                     for m in rows

@@ -1,0 +1,122 @@
+"""Foundation benchmarks: Pareto front, pool import, Pareto view redraw.
+
+Prints figures and ratios against baselines run in the same process:
+  python benchmarks/bench_foundation.py [--points 1000000] [--view-points 100000]
+The pool import and the view redraw need ../shared/data beside the checkout; the view uses
+Qt offscreen when no display is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nasstudio.search import pareto_front_2d
+from nasstudio.store import Project
+from nasstudio.store.importers import import_files
+
+REFDATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def python_front(x: list[float], y: list[float]) -> list[int]:
+    """Baseline: the textbook sort-and-sweep in plain Python (minimise x, maximise y)."""
+    order = sorted(range(len(x)), key=lambda i: (x[i], -y[i]))
+    front, best = [], -float("inf")
+    for i in order:
+        if y[i] > best:
+            front.append(i)
+            best = y[i]
+    return front
+
+
+def bench_pareto(n: int) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.random(n), rng.random(n)
+    ours = best_of(3, lambda: pareto_front_2d(x, y))
+    xl, yl = x.tolist(), y.tolist()
+    baseline = best_of(1, lambda: python_front(xl, yl))
+    assert sorted(pareto_front_2d(x, y).tolist()) == sorted(python_front(xl, yl))
+    print(
+        f"pareto front of {n:,} random points: {ours:.3f} s "
+        f"(plain-Python sweep {baseline:.3f} s, {baseline / ours:.1f}x faster)"
+    )
+
+
+def bench_import() -> None:
+    pools = sorted((REFDATA / "llmpp" / "pool").glob("*.jsonl.gz"))
+    if len(pools) != 3:
+        print(f"pool import: skipped, reference data not found under {REFDATA}")
+        return
+
+    def parse_only() -> int:
+        count = 0
+        for path in pools:
+            with gzip.open(path, "rt") as handle:
+                count += sum(1 for line in handle if json.loads(line))
+        return count
+
+    count = parse_only()
+    baseline = best_of(3, parse_only)
+    runs = []
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as folder:
+            project = Project(Path(folder) / "bench.nasproj")
+            start = time.perf_counter()
+            import_files(project, pools)
+            runs.append(time.perf_counter() - start)
+            project.close()
+    ours = min(runs)
+    print(
+        f"import of the {count:,} pool architectures: {ours:.2f} s "
+        f"({count / ours:,.0f} arch/s; json.loads of the same lines alone {baseline:.2f} s, "
+        f"import costs {ours / baseline:.1f}x that)"
+    )
+
+
+def bench_view(n: int) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from nasstudio.gui.benchmark import time_pareto_redraw
+
+    ours, baseline = time_pareto_redraw(n)
+    print(
+        f"Pareto view redraw with {n:,} points: {statistics.median(ours) * 1e3:.0f} ms median "
+        f"(bare pyqtgraph ScatterPlotItem.setData of the same points "
+        f"{statistics.median(baseline) * 1e3:.0f} ms, ratio "
+        f"{statistics.median(ours) / statistics.median(baseline):.2f})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--view-points", type=int, default=100_000)
+    parser.add_argument("--skip-view", action="store_true", help="no Qt part")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores")
+    bench_pareto(args.points)
+    bench_import()
+    if not args.skip_view:
+        bench_view(args.view_points)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
