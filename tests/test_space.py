@@ -100,6 +100,8 @@ def test_architecture_is_immutable():
         (dict(decoder_arbitrary_attn=[0, 1]), "must be -1 or >= 1"),
         (dict(decoder_heads=[8, 3]), "do not divide"),
         (dict(encoder_ffn_dims=[1024], encoder_heads=[4]), "needs 3 encoder layers"),
+        (dict(encoder_ffn_dims=["1024"] * 6), "must hold integers"),
+        (dict(decoder_embed_dim=640.5), "must hold integers"),
     ],
 )
 def test_malformed_architectures_are_rejected(changes, message):

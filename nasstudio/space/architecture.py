@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, field
 from typing import Any
+
+_SCALAR_FIELDS = ("encoder_embed_dim", "decoder_embed_dim", "qkv_dim")
+# Encoder fields first, then the decoder's (the first one sets each side's depth).
+_LAYER_FIELDS = (
+    "encoder_ffn_dims",
+    "encoder_heads",
+    "decoder_ffn_dims",
+    "decoder_heads",
+    "decoder_cross_heads",
+    "decoder_arbitrary_attn",
+)
 
 # HAT projects queries, keys and values to this width whatever the embedding dim.
 HAT_QKV_DIM = 512
@@ -36,17 +48,16 @@ class Architecture:
     _canonical: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in (
-            "encoder_ffn_dims",
-            "encoder_heads",
-            "decoder_ffn_dims",
-            "decoder_heads",
-            "decoder_cross_heads",
-            "decoder_arbitrary_attn",
-        ):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
-        for name in ("encoder_embed_dim", "decoder_embed_dim", "qkv_dim"):
-            object.__setattr__(self, name, int(getattr(self, name)))
+        try:  # operator.index takes ints (numpy's too) and refuses floats and strings
+            for name in _LAYER_FIELDS:
+                value = tuple(operator.index(v) for v in getattr(self, name))
+                object.__setattr__(self, name, value)
+            for name in _SCALAR_FIELDS:
+                object.__setattr__(self, name, operator.index(getattr(self, name)))
+        except TypeError:
+            raise ArchitectureError(
+                f"{name} must hold integers, got {getattr(self, name)!r}"
+            ) from None
         self._check_shape()
         d = self.as_dict()
         if self.qkv_dim == HAT_QKV_DIM:
@@ -65,13 +76,13 @@ class Architecture:
                 f"encoder has {self.encoder_layers} FFN dims but "
                 f"{len(self.encoder_heads)} head counts"
             )
-        for name in ("decoder_heads", "decoder_cross_heads", "decoder_arbitrary_attn"):
+        for name in _LAYER_FIELDS[3:]:
             if len(getattr(self, name)) != self.decoder_layers:
                 raise ArchitectureError(
                     f"decoder has {self.decoder_layers} FFN dims but "
                     f"{len(getattr(self, name))} values in {name}"
                 )
-        for name in ("encoder_embed_dim", "decoder_embed_dim", "qkv_dim"):
+        for name in _SCALAR_FIELDS:
             if getattr(self, name) <= 0:
                 raise ArchitectureError(f"{name} must be positive, got {getattr(self, name)}")
         for heads in (*self.encoder_heads, *self.decoder_heads, *self.decoder_cross_heads):
@@ -103,8 +114,9 @@ class Architecture:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain field dict (lists for tuples), the inverse of ``Architecture(**d)``."""
-        d = {name: getattr(self, name) for name in _FIELDS}
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        d: dict[str, Any] = {name: getattr(self, name) for name in _SCALAR_FIELDS}
+        d.update({name: list(getattr(self, name)) for name in _LAYER_FIELDS})
+        return d
 
     def canonical_json(self) -> str:
         """Compact, key-sorted JSON; qkv_dim is left out at HAT's default so HAT ids stay stable."""
@@ -120,16 +132,3 @@ class Architecture:
             f"enc {self.encoder_layers}x{self.encoder_embed_dim} / "
             f"dec {self.decoder_layers}x{self.decoder_embed_dim}"
         )
-
-
-_FIELDS = (
-    "encoder_embed_dim",
-    "decoder_embed_dim",
-    "encoder_ffn_dims",
-    "encoder_heads",
-    "decoder_ffn_dims",
-    "decoder_heads",
-    "decoder_cross_heads",
-    "decoder_arbitrary_attn",
-    "qkv_dim",
-)
