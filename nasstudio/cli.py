@@ -288,20 +288,25 @@ def _format_from_target(target: str) -> str:
 # --- parser --------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+def _add_project_option(parser: argparse.ArgumentParser, dest: str) -> None:
+    parser.add_argument(
         "--project",
         "-p",
-        default=argparse.SUPPRESS,
+        dest=dest,
         help=f"project file (default: ${PROJECT_ENV}, else {default_project_path()})",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The option is accepted before and after the command. argparse lets a subcommand's
+    # default overwrite the value given before it, so the two spellings get separate dests.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_project_option(common, "project")
     parser = argparse.ArgumentParser(
         prog="nasstudio",
-        parents=[common],
         description="Hardware-aware NAS workbench for Transformer MT. Without a command: the GUI.",
     )
-    parser.set_defaults(project=os.environ.get(PROJECT_ENV))
+    _add_project_option(parser, "project_before_command")
     parser.add_argument("--version", action="version", version=f"nasstudio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -362,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.project = (
+        getattr(args, "project", None) or args.project_before_command or os.environ.get(PROJECT_ENV)
+    )
     handler = getattr(args, "handler", cmd_gui)
     try:
         return handler(args)

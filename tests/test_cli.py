@@ -189,3 +189,14 @@ def test_module_entry_point_and_help():
         check=True,
     )
     assert "--json" in result.stdout and "--x" in result.stdout
+
+
+def test_project_option_before_or_after_the_command_and_from_env(tmp_path, capsys, monkeypatch):
+    before, after, env = (tmp_path / f"{name}.nasproj" for name in ("before", "after", "env"))
+    monkeypatch.setenv("NASSTUDIO_PROJECT", str(env))
+    assert run(capsys, "--project", str(before), "sample", "-n", "3")[0] == 0
+    assert run(capsys, "sample", "--project", str(after), "-n", "4")[0] == 0
+    assert run(capsys, "sample", "-n", "5")[0] == 0
+    for path, count in ((before, 3), (after, 4), (env, 5)):
+        code, out, _ = run(capsys, "list", "--project", str(path), "--json")
+        assert code == 0 and len(json.loads(out)) == count

@@ -7,7 +7,7 @@ from collections.abc import Generator
 
 from nasstudio.jobs.model import JobHandle
 from nasstudio.space import get_space
-from nasstudio.store import Project
+from nasstudio.store import KNOWN_TASKS, Project
 
 _BATCH = 50
 
@@ -15,12 +15,15 @@ _BATCH = 50
 def sample_job(
     handle: JobHandle, project: Project, task: str, count: int, seed: int
 ) -> Generator[list[str], None, int]:
-    """Add ``count`` new architectures sampled uniformly (with ``seed``) to ``task``.
+    """Add ``count`` new architectures sampled uniformly (with ``seed``) to ``task``, first
+    registering ``task`` when it is a known task the project lacks.
 
     Each batch is committed before it is yielded, so a cancel keeps what was sampled so far.
     Yields the ids of each batch; returns how many were added.
     """
     spec = project.task(task)
+    if spec is None and task in KNOWN_TASKS:
+        spec = project.ensure_task(KNOWN_TASKS[task])
     if spec is None:
         raise KeyError(f"no task '{task}' in the project")
     space = get_space(spec.space)

@@ -1,0 +1,183 @@
+"""The detail pane: every hyperparameter of the current architecture, layer by layer, and every
+measurement and prediction of it with where it came from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from html import escape
+
+from PySide6.QtWidgets import QTextBrowser, QWidget
+
+from nasstudio.gui import columns
+from nasstudio.space import Architecture
+from nasstudio.store import Measurement, Prediction, Project
+
+_TABLE = "<table border='1' cellspacing='0' cellpadding='3' style='border-color:#bbb'>"
+_EMPTY = (
+    "<p style='color:#666'>Select an architecture in the table or click a point on the "
+    "Pareto plot to see its layers, measurements and predictions.</p>"
+)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    head = "".join(f"<th align='left'>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"{_TABLE}<tr style='background:#eee'>{head}</tr>{body}</table>"
+
+
+def _time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _number(key: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    return columns.format_value(key, value * columns.scale(key))
+
+
+def _attention(arch: Architecture, layer: int) -> str:
+    k = arch.decoder_arbitrary_attn[layer]
+    count = arch.attended_encoder_layers(layer)
+    layers = "the last encoder layer" if count == 1 else f"the last {count} encoder layers"
+    return f"{k}: attends to {layers}"
+
+
+def hyperparameters_html(arch: Architecture) -> str:
+    overview = _table(
+        ("Encoder embed dim", "Decoder embed dim", "q/k/v dim", "Encoder layers", "Decoder layers"),
+        [
+            (
+                arch.encoder_embed_dim,
+                arch.decoder_embed_dim,
+                arch.qkv_dim,
+                arch.encoder_layers,
+                arch.decoder_layers,
+            )
+        ],
+    )
+    encoder = _table(
+        ("Encoder layer", "FFN dim", "Heads"),
+        (
+            (i + 1, arch.encoder_ffn_dims[i], arch.encoder_heads[i])
+            for i in range(arch.encoder_layers)
+        ),
+    )
+    decoder = _table(
+        ("Decoder layer", "FFN dim", "Heads", "Cross heads", "Arbitrary attention"),
+        (
+            (
+                i + 1,
+                arch.decoder_ffn_dims[i],
+                arch.decoder_heads[i],
+                arch.decoder_cross_heads[i],
+                _attention(arch, i),
+            )
+            for i in range(arch.decoder_layers)
+        ),
+    )
+    return f"{overview}<br>{encoder}<br>{decoder}"
+
+
+def measurements_html(rows: Sequence[Measurement]) -> str:
+    if not rows:
+        return "<p>None.</p>"
+    return _table(
+        ("Metric", "Value", "Std", "Device", "Source", "Time", "Provenance"),
+        (
+            (
+                columns.label(m.metric),
+                _number(m.metric, m.value),
+                _number(m.metric, m.std),
+                m.device,
+                m.source,
+                _time(m.created_at),
+                json.dumps(m.provenance, sort_keys=True),
+            )
+            for m in rows
+        ),
+    )
+
+
+def predictions_html(rows: Sequence[Prediction]) -> str:
+    if not rows:
+        return "<p>None yet (an LLM or another predictor adds them).</p>"
+    return _table(
+        ("Metric", "Value", "Std", "Kind", "Predictor", "Prompt", "Time", "Provenance"),
+        (
+            (
+                columns.label(p.metric),
+                _number(p.metric, p.value),
+                _number(p.metric, p.std),
+                p.predictor_kind,
+                p.predictor,
+                p.prompt_version or "",
+                _time(p.created_at),
+                json.dumps(p.provenance, sort_keys=True),
+            )
+            for p in rows
+        ),
+    )
+
+
+def architecture_html(
+    arch: Architecture,
+    task: str,
+    measurements: Sequence[Measurement],
+    predictions: Sequence[Prediction],
+) -> str:
+    return (
+        f"<h3 style='font-family:monospace'>{escape(arch.id)}</h3>"
+        f"<p>Task <b>{escape(task)}</b> · {escape(arch.summary())}</p>"
+        f"<h4>Hyperparameters</h4>{hyperparameters_html(arch)}"
+        f"<h4>Measurements</h4>{measurements_html(measurements)}"
+        f"<h4>Predictions</h4>{predictions_html(predictions)}"
+    )
+
+
+class DetailPane(QTextBrowser):
+    """Shows one architecture; ``refresh`` re-reads it after the store changed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)
+        self.setToolTip("Hyperparameters per layer, measurements and predictions with provenance")
+        self._project: Project | None = None
+        self._task: str | None = None
+        self._arch_id: str | None = None
+        self._html = ""
+        self._render()
+
+    @property
+    def arch_id(self) -> str | None:
+        return self._arch_id
+
+    def show_architecture(
+        self, project: Project | None, task: str | None, arch_id: str | None
+    ) -> None:
+        self._project, self._task, self._arch_id = project, task, arch_id
+        self._render()
+
+    def refresh(self) -> None:
+        self._render()
+
+    def _render(self) -> None:
+        html = _EMPTY
+        if self._project is not None and self._task and self._arch_id:
+            try:
+                arch = self._project.architecture(self._arch_id)
+            except KeyError:
+                html = f"<p>Architecture {escape(self._arch_id)} is no longer in the project.</p>"
+            else:
+                html = architecture_html(
+                    arch,
+                    self._task,
+                    self._project.measurements(self._arch_id, self._task),
+                    self._project.predictions(self._arch_id, self._task),
+                )
+        if html != self._html:  # unchanged content keeps the reader's scroll position
+            self._html = html
+            self.setHtml(html)

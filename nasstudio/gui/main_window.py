@@ -1,0 +1,509 @@
+"""The main window: project menu, task choice, browser and detail pane, Pareto view, jobs."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QToolBar,
+    QWidget,
+)
+from superqt import QElidingLabel
+from superqt.utils import signals_blocked
+
+from nasstudio.gui import settings
+from nasstudio.gui.browser import BrowserPanel
+from nasstudio.gui.detail import DetailPane
+from nasstudio.gui.dialogs import SampleDialog, TaskDialog, ask_export_target
+from nasstudio.gui.jobs_panel import JobsPanel
+from nasstudio.gui.pareto_view import ParetoView
+from nasstudio.gui.session import ProjectSession
+from nasstudio.gui.table_loader import TableSnapshot
+from nasstudio.jobs import JobEvent, JobState, sample_job
+from nasstudio.jobs.files import export_job, import_job
+from nasstudio.jobs.model import JobFunction
+from nasstudio.store import KNOWN_TASKS, Project, SchemaError
+from nasstudio.store.defaults import PROJECT_SUFFIX, data_dir, open_project
+from nasstudio.store.importers import guess_task_name
+
+POLL_MS = 500
+IMPORT_FILTER = (
+    "Architecture data (*.jsonl *.jsonl.gz *.csv *.yml *.yaml);;"
+    "llmas architectures (*.jsonl *.jsonl.gz);;HAT latency table (*.csv);;"
+    "HAT SubTransformer YAML (*.yml *.yaml);;All files (*)"
+)
+PROJECT_FILTER = f"nasstudio project (*{PROJECT_SUFFIX});;All files (*)"
+_JOB_NAMES = {"import": "Import", "export": "Export", "sample": "Sampling"}
+
+
+def show_error(parent: QWidget, title: str, message: str) -> QMessageBox:
+    """A non-blocking error box (jobs keep reporting while it is open)."""
+    box = QMessageBox(
+        QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent
+    )
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = qsettings or QSettings()
+        self.session: ProjectSession | None = None
+        self._follow_task: str | None = None  # switch to this task once it exists
+        self.setWindowTitle("nasstudio")
+        self.task_combo = QComboBox(toolTip="Task whose architectures are shown", minimumWidth=160)
+        self.browser = BrowserPanel()
+        self.detail = DetailPane()
+        self.pareto = ParetoView()
+        self.jobs = JobsPanel()
+        self.path_label = QElidingLabel(elideMode=Qt.TextElideMode.ElideMiddle)
+        self.counts_label = QLabel()
+        self._build_layout()
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+        self._poll_timer = QTimer(self, interval=POLL_MS)
+        self._poll_timer.timeout.connect(self._poll)
+        self._poll_timer.start()
+        self._restore_window()
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        self.left_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.left_splitter.addWidget(self.browser)
+        self.left_splitter.addWidget(self.detail)
+        self.left_splitter.setStretchFactor(0, 3)
+        self.left_splitter.setStretchFactor(1, 2)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.left_splitter)
+        self.splitter.addWidget(self.pareto)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(self.splitter)
+        self.jobs_dock = QDockWidget("Jobs", self, objectName="jobs")
+        self.jobs_dock.setWidget(self.jobs)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+
+    def _action(
+        self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        self.new_action = self._action(
+            "&New…", self._new_project, keys.New, "Create a project file"
+        )
+        self.open_action = self._action("&Open…", self._choose_project, keys.Open, "Open a project")
+        self.import_action = self._action(
+            "&Import…",
+            self._choose_import,
+            "Ctrl+I",
+            "Import llmas .jsonl(.gz), HAT latency .csv or HAT .yml files",
+        )
+        self.export_action = self._action(
+            "&Export selected…",
+            self._choose_export,
+            "Ctrl+E",
+            "Export the selected architectures as HAT YAML, JSON or CSV",
+        )
+        self.quit_action = self._action("&Quit", self.close, keys.Quit, "Quit nasstudio")
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.sample_action = self._action(
+            "&Sample architectures…",
+            self._choose_sampling,
+            "Ctrl+Shift+S",
+            "Add architectures sampled from the task's search space, as a job",
+        )
+        self.filter_action = self._action(
+            "&Filter", self.browser.focus_filter, keys.Find, "Type a filter for the table"
+        )
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        project = self.menuBar().addMenu("&Project")
+        project.addActions([self.new_action, self.open_action])
+        project.addMenu(self.recent_menu)
+        project.addSeparator()
+        project.addActions([self.import_action, self.export_action])
+        project.addSeparator()
+        project.addAction(self.quit_action)
+        archs = self.menuBar().addMenu("&Architectures")
+        archs.addActions([self.sample_action, self.filter_action])
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.jobs_dock.toggleViewAction())
+        toolbar = QToolBar("Main", self, objectName="main_toolbar")
+        toolbar.addWidget(QLabel(" Task "))
+        toolbar.addWidget(self.task_combo)
+        toolbar.addSeparator()
+        toolbar.addActions([self.import_action, self.sample_action, self.export_action])
+        self.addToolBar(toolbar)
+
+    def _build_status_bar(self) -> None:
+        self.path_label.setToolTip("The open project file")
+        self.path_label.setMinimumWidth(200)
+        self.statusBar().addPermanentWidget(self.counts_label)
+        self.statusBar().addPermanentWidget(self.path_label, 1)
+
+    def _connect(self) -> None:
+        self.task_combo.currentIndexChanged.connect(self._on_task_chosen)
+        self.browser.selection_changed.connect(self._on_selection_changed)
+        self.browser.current_changed.connect(self._on_current_changed)
+        self.pareto.points_clicked.connect(self._on_points_clicked)
+        self.pareto.axes_changed.connect(self._on_axes_changed)
+        self.jobs.cancel_requested.connect(self.cancel_job)
+
+    def _restore_window(self) -> None:
+        self.resize(1400, 900)
+        self.splitter.setSizes([760, 640])
+        self.left_splitter.setSizes([520, 300])
+        self.resizeDocks([self.jobs_dock], [170], Qt.Orientation.Vertical)
+        for key, restore in (
+            (settings.GEOMETRY, self.restoreGeometry),
+            (settings.STATE, self.restoreState),
+            (settings.SPLITTER, self.splitter.restoreState),
+            (settings.LEFT_SPLITTER, self.left_splitter.restoreState),
+        ):
+            value = settings.blob(self.settings, key)
+            if value is not None:
+                restore(value)
+        self.pareto.set_axes(
+            settings.text(self.settings, settings.X_AXIS),
+            settings.text(self.settings, settings.Y_AXIS),
+        )
+
+    # --- projects -----------------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project | None:
+        return self.session.project if self.session else None
+
+    def open_project(self, path: str | Path | None) -> bool:
+        """Open ``path`` (None: the default project, created with a demo when missing)."""
+        try:
+            project = open_project(path)
+        except (sqlite3.Error, SchemaError, OSError) as exc:
+            show_error(self, "Cannot open project", f"{path}: {exc}")
+            return False
+        self._close_session()
+        self.session = ProjectSession(project, self)
+        self.session.bridge.event.connect(self._on_job_event)
+        self.session.loader.loaded.connect(self._on_table_loaded)
+        self.session.loader.failed.connect(self.statusBar().showMessage)
+        self.jobs.set_project(project)
+        settings.remember_project(self.settings, project.path)
+        self.setWindowTitle(f"{project.path.name} — nasstudio")
+        self.path_label.setText(str(project.path))
+        self._refresh_tasks(settings.text(self.settings, settings.TASK))
+        self._on_task_chosen()
+        return True
+
+    def _close_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def _new_project(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "New project",
+            str(data_dir() / f"untitled{PROJECT_SUFFIX}"),
+            PROJECT_FILTER,
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if not path:
+            return
+        path = Path(path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX)
+        if path.exists():
+            show_error(
+                self, "Project exists", f"{path} already exists; open it with Open… instead."
+            )
+            return
+        self.open_project(path)
+
+    def _choose_project(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(data_dir()), PROJECT_FILTER)
+        if path:
+            self.open_project(path)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in settings.recent_projects(self.settings):
+            action = self.recent_menu.addAction(path, lambda p=path: self._open_recent(p))
+            action.setEnabled(Path(path).exists())
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: settings.clear_recent(self.settings))
+
+    def _open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            settings.forget_project(self.settings, path)
+            show_error(self, "Project not found", f"{path} no longer exists.")
+            return
+        self.open_project(path)
+
+    # --- tasks and tables ---------------------------------------------------------------------
+
+    def current_task(self) -> str | None:
+        return self.task_combo.currentData()
+
+    def _refresh_tasks(self, preferred: str | None = None) -> None:
+        tasks = self.project.tasks() if self.project else []
+        names = [t.name for t in tasks]
+        if self._follow_task in names:
+            preferred, self._follow_task = self._follow_task, None
+        current = preferred or self.current_task()
+        if names != [self.task_combo.itemData(i) for i in range(self.task_combo.count())]:
+            with signals_blocked(self.task_combo):
+                self.task_combo.clear()
+                for task in tasks:
+                    self.task_combo.addItem(task.name, task.name)
+                    self.task_combo.setItemData(
+                        self.task_combo.count() - 1, task.description, Qt.ItemDataRole.ToolTipRole
+                    )
+        if current in names and current != self.current_task():
+            self.task_combo.setCurrentIndex(names.index(current))  # emits: reloads the table
+
+    def _on_task_chosen(self) -> None:
+        task = self.current_task()
+        if task:
+            self.settings.setValue(settings.TASK, task)
+        self.detail.show_architecture(self.project, task, None)
+        if self.session is None:
+            return
+        if task is None:
+            self.browser.set_table(_empty_table())
+            self.pareto.set_table(_empty_table())
+            self._update_counts()
+        else:
+            self.session.loader.request(task, force=True)
+
+    def _on_table_loaded(self, snapshot: TableSnapshot) -> None:
+        if snapshot.task != self.current_task():
+            return
+        self.browser.set_table(snapshot.table)
+        self.pareto.set_table(snapshot.table, snapshot.value_columns)
+        self.pareto.highlight(self.browser.selected_ids())
+        self.detail.refresh()
+        self._update_counts()
+
+    def reload(self) -> None:
+        """Re-read the current task's table soon (throttled)."""
+        if self.session is not None:
+            self.session.loader.request(self.current_task())
+
+    def _poll(self) -> None:
+        if self.session is None or not self.session.store_changed():
+            return
+        self.reload()
+        self.jobs.refresh()
+        self._refresh_tasks()
+        self._update_counts()
+
+    # --- selection ------------------------------------------------------------------------------
+
+    def _on_selection_changed(self, ids: list[str]) -> None:
+        self.pareto.highlight(ids)
+        self._update_counts()
+
+    def _on_current_changed(self, arch_id: str | None) -> None:
+        self.detail.show_architecture(self.project, self.current_task(), arch_id)
+
+    def _on_points_clicked(self, ids: list[str], extend: bool) -> None:
+        if self.browser.select_ids(ids, extend) == 0:
+            self.statusBar().showMessage(f"{ids[0]} is hidden by the table's filter", 5000)
+
+    def _on_axes_changed(self, x: str, y: str) -> None:
+        self.settings.setValue(settings.X_AXIS, x)
+        self.settings.setValue(settings.Y_AXIS, y)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        task = self.current_task()
+        if task is None:
+            self.counts_label.setText("no tasks yet: import or sample architectures")
+            return
+        running = self.jobs.running_count()
+        parts = [
+            f"{task}: {self.browser.model.rowCount():,} architectures",
+            f"{len(self.pareto.plotted_ids()):,} on the plot",
+            f"{len(self.browser.selected_ids()):,} selected",
+        ]
+        if running:
+            parts.append(f"{running} job{'s' if running > 1 else ''} running")
+        self.counts_label.setText(" · ".join(parts))
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def files_needing_task(self, paths: Sequence[str | Path]) -> list[str]:
+        """The files whose name does not say their task: HAT YAML, and llmas files not named
+        after a task of the project or a known one."""
+        known = set(KNOWN_TASKS) | {t.name for t in self.project.tasks()}
+        return [
+            str(p)
+            for p in paths
+            if str(p).lower().endswith((".yml", ".yaml"))
+            or (
+                str(p).lower().endswith((".jsonl", ".jsonl.gz"))
+                and guess_task_name(Path(p)) not in known
+            )
+        ]
+
+    def import_paths(
+        self, paths: Sequence[str | Path], task: str | None = None, vocab_size: int | None = None
+    ) -> int | None:
+        """Import files as a job; ``task`` (and ``vocab_size`` for a new task) applies to the
+        files that do not name their task (``files_needing_task``)."""
+        if self.session is None or not paths:
+            return None
+        if task is not None and vocab_size is None and self.project.task(task) is not None:
+            vocab_size = self.project.task(task).vocab_size
+        tasks = {p: (task, vocab_size) for p in self.files_needing_task(paths)} if task else {}
+        names = ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+        return self._submit(
+            "import", f"Import {names}", import_job, paths=[str(p) for p in paths], tasks=tasks
+        )
+
+    def export_selected_to(self, fmt: str, target: str | Path) -> int | None:
+        """Export the selected architectures of the current task as a job."""
+        ids, task = self.browser.selected_ids(), self.current_task()
+        if self.session is None or not ids or task is None:
+            self.statusBar().showMessage("Select architectures in the table first", 5000)
+            return None
+        return self._submit(
+            "export",
+            f"Export {len(ids):,} architectures as {fmt}",
+            export_job,
+            task=task,
+            arch_ids=ids,
+            fmt=fmt,
+            target=str(target),
+        )
+
+    def start_sampling(self, task: str, count: int, seed: int) -> int | None:
+        """Sample ``count`` architectures into ``task`` as a job, and show that task."""
+        if self.session is None:
+            return None
+        # A known task the project lacks is registered by the job itself, not by the window.
+        job_id = self._submit(
+            "sample", f"Sample {count:,} into {task}", sample_job, task=task, count=count, seed=seed
+        )
+        self._follow_task = task
+        self._refresh_tasks()
+        return job_id
+
+    def cancel_job(self, job_id: int) -> None:
+        if self.session is not None:
+            self.session.runner.cancel(job_id)
+
+    def _submit(self, kind: str, title: str, fn: JobFunction, **params: object) -> int:
+        job_id = self.session.submit(kind, title, fn, **params)
+        self.jobs.track(job_id)
+        self.jobs.select_job(job_id)
+        self._update_counts()
+        return job_id
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        self.jobs.on_event(event)
+        if event.kind == "partial":
+            self.session.job_results[event.job_id] = event.payload
+            self.reload()
+        elif event.kind == "state" and event.state.finished:
+            self.reload()
+            self._refresh_tasks()
+            self._report_job(event)
+            self._update_counts()
+
+    def _report_job(self, event: JobEvent) -> None:
+        kind = self.session.job_kinds.get(event.job_id)
+        name = _JOB_NAMES.get(kind, "Job")
+        if event.state == JobState.FAILED and kind in ("import", "export"):
+            show_error(self, f"{name} failed", str(event.payload or event.message))
+        elif event.state == JobState.DONE and kind == "import":
+            reports = self.session.job_results.get(event.job_id) or []
+            added = sum(r.architectures_added for r in reports)
+            self.statusBar().showMessage(
+                f"Imported {len(reports)} file(s), {added:,} new architectures", 10000
+            )
+        elif event.state == JobState.DONE and kind == "export":
+            written = self.session.job_results.get(event.job_id) or []
+            where = written[0].parent if written else ""
+            self.statusBar().showMessage(f"Exported {len(written)} file(s) to {where}", 10000)
+        else:
+            self.statusBar().showMessage(f"{name} {event.state.value}: {event.message}", 10000)
+
+    # --- user actions with dialogs ------------------------------------------------------------
+
+    def _choose_import(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Import", "", IMPORT_FILTER)
+        if not paths:
+            return
+        task = vocab = None
+        if self.files_needing_task(paths):
+            dialog = TaskDialog(self.project.tasks(), self.current_task(), self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            choice = dialog.choice()
+            task, vocab = choice.task, choice.vocab_size
+        self.import_paths(paths, task, vocab)
+
+    def _choose_export(self) -> None:
+        count = len(self.browser.selected_ids())
+        if count == 0:
+            self.statusBar().showMessage("Select architectures in the table first", 5000)
+            return
+        target = ask_export_target(self, count)
+        if target is not None:
+            self.export_selected_to(*target)
+
+    def _choose_sampling(self) -> None:
+        if self.session is None:
+            return
+        dialog = SampleDialog(self.project.tasks(), self.current_task(), self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            request = dialog.request()
+            self.start_sampling(request.task, request.count, request.seed)
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._poll_timer.stop()
+        for key, value in (
+            (settings.GEOMETRY, self.saveGeometry()),
+            (settings.STATE, self.saveState()),
+            (settings.SPLITTER, self.splitter.saveState()),
+            (settings.LEFT_SPLITTER, self.left_splitter.saveState()),
+        ):
+            self.settings.setValue(key, value)
+        self.settings.sync()
+        self._close_session()
+        super().closeEvent(event)
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame(index=pd.Index([], name="id", dtype=object))

@@ -1,0 +1,134 @@
+"""The main window: opening projects, browser and Pareto view in step, jobs, import, export."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from nasstudio.gui import settings
+from nasstudio.gui.main_window import MainWindow
+from nasstudio.jobs import JobState
+from nasstudio.store import Project
+from tests.gui.conftest import FIXTURE_ARCHS, SCORED
+
+
+def test_opening_a_project_shows_its_architectures(window, project_path):
+    assert window.current_task() == "demo"
+    assert len(window.pareto.plotted_ids()) == SCORED
+    assert str(project_path) in window.path_label.text()
+    assert f"{FIXTURE_ARCHS:,} architectures" in window.counts_label.text()
+    assert project_path.name in window.windowTitle()
+    assert settings.recent_projects(window.settings) == [str(project_path.resolve())]
+
+
+def test_a_project_without_tasks_opens_empty(qtbot, tmp_path):
+    win = MainWindow()
+    qtbot.addWidget(win)
+    assert win.open_project(tmp_path / "empty.nasproj")
+    assert win.current_task() is None and win.browser.model.rowCount() == 0
+    assert "no tasks yet" in win.counts_label.text()
+    assert "No architectures" in win.pareto.empty_message()
+    win.close()
+
+
+def test_clicking_a_point_selects_its_row(window, qtbot):
+    arch_id = window.pareto.front_ids()[0]
+    position = window.pareto.point_position(arch_id)
+    qtbot.mouseClick(window.pareto.canvas.viewport(), Qt.MouseButton.LeftButton, pos=position)
+    assert window.browser.selected_ids() == [arch_id]
+    assert window.detail.arch_id == arch_id
+    assert "Decoder layer" in window.detail.toPlainText()
+    assert "fixture-a" in window.detail.toPlainText() or "fixture-b" in window.detail.toPlainText()
+
+
+def test_selecting_rows_highlights_points(window):
+    chosen = window.pareto.plotted_ids()[:3]
+    window.browser.select_ids(chosen)
+    assert window.pareto.highlighted_ids() == sorted(chosen, key=window.pareto.plotted_ids().index)
+    assert "3 selected" in window.counts_label.text()
+
+
+def test_sampling_shows_progress_and_results_in_both_views(window, qtbot):
+    job_id = window.start_sampling("demo", 120, seed=11)
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
+    assert window.jobs.progress_bar(job_id).value() == 100
+    assert window.jobs.cancel_button(job_id) is None
+    total = FIXTURE_ARCHS + 120
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() == total, timeout=5000)
+    # New architectures have a cost but no BLEU yet: they join the strip under the plot.
+    qtbot.waitUntil(lambda: len(window.pareto.unscored_ids()) == total - SCORED, timeout=5000)
+    window.jobs.select_job(job_id)
+    assert window.jobs.tree.currentItem().text(2) == "done"
+
+
+def test_cancelling_a_large_sampling_job_keeps_what_it_sampled(window, qtbot, project_path):
+    job_id = window.start_sampling("demo", 200_000, seed=5)
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() > FIXTURE_ARCHS, timeout=10_000)
+    assert window.jobs.progress_bar(job_id) is not None
+    qtbot.mouseClick(window.jobs.cancel_button(job_id), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.CANCELLED, timeout=2000)
+    stored = window.project.count_architectures("demo")
+    assert FIXTURE_ARCHS < stored < FIXTURE_ARCHS + 200_000
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() == stored, timeout=5000)
+    assert len(window.pareto.unscored_ids()) == stored - SCORED
+    assert window.project.job(job_id).state == "cancelled"
+
+
+def test_sampling_into_a_new_known_task_switches_to_it(window, qtbot):
+    job_id = window.start_sampling("wmt14ende", 30, seed=1)
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
+    qtbot.waitUntil(lambda: window.current_task() == "wmt14ende", timeout=5000)
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() == 30, timeout=5000)
+    assert "BLEU" in window.pareto.empty_message()
+
+
+def test_bad_import_file_shows_the_error(window, qtbot, tmp_path):
+    bad = tmp_path / "wmt14ende.jsonl"
+    bad.write_text('{"scratch": {"arch_info": []}}\nnot json\n')
+    job_id = window.import_paths([bad])
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.FAILED, timeout=5000)
+    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
+    assert box.windowTitle() == "Import failed"
+    assert "wmt14ende.jsonl:1: arch_info" in box.text()
+    box.close()
+    assert window.project.count_architectures() == FIXTURE_ARCHS
+
+
+def test_export_selected_writes_files(window, qtbot, tmp_path):
+    chosen = window.pareto.front_ids()[:2]
+    window.browser.select_ids(chosen)
+    target = tmp_path / "chosen.json"
+    job_id = window.export_selected_to("json", target)
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=5000)
+    assert sorted(r["id"] for r in json.loads(target.read_text())) == sorted(chosen)
+    folder = tmp_path / "yaml"
+    job_id = window.export_selected_to("yaml", folder)
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=5000)
+    assert len(list(folder.glob("*.yml"))) == 2
+
+
+def test_choices_persist_between_windows(qtbot, project_path):
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.open_project(project_path)
+    qtbot.waitUntil(lambda: first.browser.model.rowCount() == FIXTURE_ARCHS, timeout=5000)
+    first.pareto.x_combo.setCurrentIndex(first.pareto.x_combo.findData("params"))
+    first.close()
+    assert settings.start_project(QSettings(), None) == project_path.resolve()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.open_project(settings.start_project(second.settings, None))
+    qtbot.waitUntil(lambda: second.browser.model.rowCount() == FIXTURE_ARCHS, timeout=5000)
+    assert second.pareto.axes() == ("params", "bleu_valid")
+    assert second.current_task() == "demo"
+    second.close()
+
+
+def test_another_process_writing_shows_up(window, qtbot, project_path):
+    from nasstudio.space import get_space
+
+    with Project(project_path) as other:  # a second connection, like the CLI
+        other.add_architectures("demo", get_space("tiny-cpu").sample_many(5, seed=99), "cli")
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() == FIXTURE_ARCHS + 5, timeout=5000)
