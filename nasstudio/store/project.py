@@ -459,11 +459,50 @@ class Project:
         )
         return [row[0] for row in rows]
 
+    # --- prompts -----------------------------------------------------------------------------
+
+    def save_prompt(
+        self, version: str, name: str, sections: dict[str, Any], replace: bool = False
+    ) -> None:
+        """Record a prompt under its version. Saving a version again keeps the first record,
+        unless ``replace``, which rewrites it and makes it the latest."""
+        conflict = (
+            "DO UPDATE SET name = excluded.name, sections = excluded.sections,"
+            " created_at = excluded.created_at"
+            if replace
+            else "DO NOTHING"
+        )
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO prompts VALUES (?, ?, ?, ?) ON CONFLICT (version) {conflict}",
+                (version, name, json.dumps(sections), time.time()),
+            )
+
+    def prompt(self, version: str) -> dict[str, Any] | None:
+        """``{version, name, sections, created_at}`` of a stored prompt, or None."""
+        row = self._conn().execute("SELECT * FROM prompts WHERE version = ?", (version,)).fetchone()
+        return _prompt_record(row) if row else None
+
+    def prompts(self) -> list[dict[str, Any]]:
+        """All stored prompts, oldest first."""
+        rows = self._conn().execute("SELECT * FROM prompts ORDER BY created_at, rowid")
+        return [_prompt_record(row) for row in rows]
+
     def _require_task(self, name: str) -> Task:
         spec = self.task(name)
         if spec is None:
             raise KeyError(f"no task '{name}' in {self.path}")
         return spec
+
+
+def _prompt_record(row: tuple) -> dict[str, Any]:
+    version, name, sections, created_at = row
+    return {
+        "version": version,
+        "name": name,
+        "sections": json.loads(sections),
+        "created_at": created_at,
+    }
 
 
 def _job_record(row: tuple) -> JobRecord:

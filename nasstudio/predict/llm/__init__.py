@@ -1,0 +1,68 @@
+"""LLM-PP: an LLM, prompted with demonstrations of trained architectures, predicts BLEU.
+
+prompt (sections, rendering, versions), client (profiles, keys, retries, cost), parser,
+cache (SQLite), job (the async core, a Predictor and the background job).
+"""
+
+from nasstudio.predict.llm.cache import ResponseCache
+from nasstudio.predict.llm.client import (
+    LLMClient,
+    LLMProfile,
+    LLMRequestError,
+    ProfileError,
+    ProfileStore,
+    Usage,
+)
+from nasstudio.predict.llm.job import (
+    LLMJobSummary,
+    LLMPrediction,
+    LLMPredictor,
+    TaskArchitectures,
+    llm_predict_job,
+    predict_async,
+    predict_stream,
+)
+from nasstudio.predict.llm.parser import ParsedAnswer, parse_bleu
+from nasstudio.predict.llm.prompt import (
+    Demonstration,
+    DemoSettings,
+    DemoStrategy,
+    Prompt,
+    PromptError,
+    PromptSections,
+    ablation_variants,
+    current_prompt,
+    default_prompt,
+    load_prompt,
+    save_prompt,
+)
+
+__all__ = [
+    "DemoSettings",
+    "DemoStrategy",
+    "Demonstration",
+    "LLMClient",
+    "LLMJobSummary",
+    "LLMPrediction",
+    "LLMPredictor",
+    "LLMProfile",
+    "LLMRequestError",
+    "ParsedAnswer",
+    "ProfileError",
+    "ProfileStore",
+    "Prompt",
+    "PromptError",
+    "PromptSections",
+    "ResponseCache",
+    "TaskArchitectures",
+    "Usage",
+    "ablation_variants",
+    "current_prompt",
+    "default_prompt",
+    "llm_predict_job",
+    "load_prompt",
+    "parse_bleu",
+    "predict_async",
+    "predict_stream",
+    "save_prompt",
+]

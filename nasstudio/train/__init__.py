@@ -1,0 +1,1 @@
+"""Training, decoding, BLEU and checkpoints."""

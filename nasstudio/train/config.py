@@ -1,0 +1,62 @@
+"""Training settings: one JSON-able value, so a job records exactly what it ran with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Schedule = Literal["inverse_sqrt", "cosine"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """How to train one architecture. The budget ends training at whichever of ``max_steps``,
+    ``max_epochs`` and ``max_minutes`` comes first (None: no limit of that kind)."""
+
+    max_steps: int | None = 2000
+    max_epochs: int | None = None
+    max_minutes: float | None = None
+    max_tokens: int = 4096  # tokens per batch (padded), like fairseq's --max-tokens
+    accumulate: int = 1  # batches per optimiser step
+    lr: float = 1e-3
+    schedule: Schedule = "inverse_sqrt"
+    warmup_steps: int = 200
+    min_lr: float = 1e-6  # cosine schedule floor
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    clip_norm: float = 1.0  # 0 disables clipping
+    precision: Precision = "auto"  # auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU
+    seed: int = 1
+    eval_every: int = 250  # steps between validation loss and BLEU evaluations
+    eval_sentences: int = 200  # validation sentences decoded for the BLEU curve
+    patience: int | None = None  # evaluations without a better validation loss before stopping
+    checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
+    beam: int = 5  # beam size of the final BLEU on valid and test (1: greedy)
+    max_len: int = 128  # longer sentences are skipped in training and truncated in evaluation
+
+    def __post_init__(self) -> None:
+        if all(v is None for v in (self.max_steps, self.max_epochs, self.max_minutes)):
+            raise ValueError("give a budget: max_steps, max_epochs or max_minutes")
+        for name in ("max_tokens", "accumulate", "warmup_steps", "eval_every", "beam"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("dropout and label_smoothing must be in [0, 1)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The inverse of ``as_dict``; unknown keys are an error that names them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        if "betas" in values:
+            values = {**values, "betas": tuple(values["betas"])}
+        return cls(**values)

@@ -1,0 +1,249 @@
+"""Training one architecture on a corpus as a job, its BLEU recorded with full provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasstudio.data.batching import Batch, EncodedPairs, TokenBatcher, encode_pairs
+from nasstudio.data.corpus import Corpus, SentencePair
+from nasstudio.data.spec import open_corpus, task_name
+from nasstudio.data.vocab import Vocabulary, corpus_vocabulary
+from nasstudio.jobs import JobHandle
+from nasstudio.metrics.latency import device_name
+from nasstudio.model import TransformerMT
+from nasstudio.store import BLEU_TEST, BLEU_VALID, Measurement, Project, Task
+from nasstudio.train.config import TrainConfig
+from nasstudio.train.trainer import EvalSet, Trainer, TrainProgress
+
+TRAINED_SOURCE = "trained"
+# Settings that may change between a run and its resume: they do not change the weights.
+_NOT_IN_CHECKPOINT_KEY = (
+    "max_steps",
+    "max_epochs",
+    "max_minutes",
+    "eval_every",
+    "eval_sentences",
+    "patience",
+    "checkpoint_every",
+    "beam",
+)
+
+
+def checkpoint_dir(project: Project) -> Path:
+    """Checkpoints live beside the project file, not inside it."""
+    return project.path.with_name(project.path.name + ".checkpoints")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCorpus:
+    """A corpus ready to train on: its text, its subword vocabulary, and the project task that
+    results on it are recorded under (``data.spec.task_name``), registered in the project."""
+
+    data: Corpus
+    vocab: Vocabulary
+    task: Task
+
+
+def prepare_corpus(
+    handle: JobHandle,
+    project: Project,
+    task: str,
+    corpus: Mapping[str, Any],
+    vocab_size: int | None = None,
+    vocab_type: str = "bpe",
+    cache_dir: str | None = None,
+) -> PreparedCorpus:
+    """Open ``corpus`` and train (or fetch) its vocabulary: ``vocab_size`` subwords, by default
+    the size of the corpus' task, else of ``task``. The corpus' task is registered with
+    ``task``'s search space."""
+    handle.progress(0.0, "reading the corpus")
+    data = open_corpus(corpus, cache_dir)
+    source_task = _require_task(project, task)
+    target = task_name(corpus)
+    size = vocab_size or (project.task(target) or source_task).vocab_size
+    handle.progress(0.0, f"training a {vocab_type} vocabulary of {size}")
+    vocab = corpus_vocabulary(data, size=size, model_type=vocab_type, cache_dir=cache_dir)
+    registered = project.ensure_task(Task(target, vocab.size, source_task.space, data.name))
+    handle.log(f"{data.describe()}; {vocab.describe()}")
+    return PreparedCorpus(data, vocab, registered)
+
+
+def run_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with the run that wrote the checkpoint: all but
+    the budget."""
+    return {k: v for k, v in config.as_dict().items() if k not in _NOT_IN_CHECKPOINT_KEY}
+
+
+def settings_digest(meta: Mapping[str, Any]) -> str:
+    """A short stable hash of checkpoint metadata, for checkpoint file names."""
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def train_job(
+    handle: JobHandle,
+    project: Project,
+    task: str,
+    arch_id: str,
+    corpus: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    vocab_size: int | None = None,
+    vocab_type: str = "bpe",
+    cache_dir: str | None = None,
+) -> Generator[dict[str, Any], None, dict[str, float]]:
+    """Train ``arch_id`` (of ``task``) on ``corpus`` (a ``data.spec`` spec) with ``config``
+    (``TrainConfig`` fields), then record its BLEU on valid and test.
+
+    Results go to the corpus' task (``data.spec.task_name``), created when new, with the
+    architecture added to it. Yields one dict per progress report (the curves), and returns
+    the BLEU scores. A cancel keeps the checkpoint; the next run of the same setting resumes.
+    """
+    settings = TrainConfig.from_dict(dict(config or {}))
+    torch.manual_seed(settings.seed)
+    prepared = prepare_corpus(handle, project, task, corpus, vocab_size, vocab_type, cache_dir)
+    data, vocab, target = prepared.data, prepared.vocab, prepared.task.name
+    arch = project.architecture(arch_id)
+    project.add_architectures(target, [arch], origin=f"trained (from {task})")
+    trainer, sets = _trainer(arch, data, vocab, settings, torch.device(device), project)
+    if trainer.resumed:
+        handle.log(f"resumed from step {trainer.state.step}")
+    handle.progress(0.0, "training")
+    for report in trainer.run(should_stop=lambda: handle.cancel_requested):
+        handle.progress(0.9 * report.fraction, _describe(report))
+        yield {"arch_id": arch_id, **asdict(report)}
+    handle.check_cancelled()
+    scores = _final_bleu(handle, trainer, sets)
+    project.add_measurements(
+        Measurement(
+            arch_id,
+            target,
+            metric,
+            score.score,
+            TRAINED_SOURCE,
+            device=device_name(device),
+            provenance=_provenance(trainer, data.name, vocab, score.signature, score.sentences),
+        )
+        for metric, score in scores.items()
+    )
+    handle.progress(1.0, " · ".join(f"{m} {s.score:.2f}" for m, s in scores.items()))
+    return {metric: score.score for metric, score in scores.items()}
+
+
+def _require_task(project: Project, name: str) -> Task:
+    task = project.task(name)
+    if task is None:
+        raise KeyError(f"no task '{name}' in the project")
+    return task
+
+
+def training_data(
+    data: Corpus, vocab: Vocabulary, config: TrainConfig
+) -> tuple[Callable[[int], Sequence[Batch]], dict[str, EvalSet]]:
+    """The training batches of an epoch (a function of the epoch), and the evaluation sets of
+    the corpus' valid and test splits."""
+    encoded = {split: encode_pairs(data.pairs(split), vocab) for split in data.splits}
+    train = TokenBatcher(
+        encoded["train"], config.max_tokens, max_len=config.max_len, seed=config.seed
+    )
+    epochs: dict[int, list] = {}
+
+    def train_batches(epoch: int) -> list:
+        # One epoch's batches at a time: resume needs random access to the current epoch.
+        if epoch not in epochs:
+            epochs.clear()
+            epochs[epoch] = list(train.epoch(epoch))
+        return epochs[epoch]
+
+    sets = {
+        split: eval_set(data.pairs(split), encoded[split], config)
+        for split in ("valid", "test")
+        if split in encoded
+    }
+    return train_batches, sets
+
+
+def _trainer(
+    arch, data, vocab: Vocabulary, config: TrainConfig, device: torch.device, project: Project
+) -> tuple[Trainer, dict[str, EvalSet]]:
+    train_batches, sets = training_data(data, vocab, config)
+    model = TransformerMT(
+        arch,
+        vocab.size,
+        pad_id=vocab.pad_id,
+        bos_id=vocab.bos_id,
+        eos_id=vocab.eos_id,
+        dropout=config.dropout,
+        attention_dropout=config.attention_dropout,
+    )
+    meta = {
+        "arch": arch.id,
+        "corpus": data.name,
+        "vocab": vocab.signature,
+        "config": run_settings(config),
+    }
+    trainer = Trainer(
+        model,
+        config,
+        train_batches,
+        sets["valid"],
+        vocab.decode,
+        device,
+        checkpoint=checkpoint_dir(project) / f"{arch.id}-{settings_digest(meta)}.pt",
+        checkpoint_meta=meta,
+    )
+    return trainer, sets
+
+
+def eval_set(pairs: Sequence[SentencePair], encoded: EncodedPairs, config: TrainConfig) -> EvalSet:
+    """Validation batches in length order; sources batched for decoding, references kept in
+    the order the batches visit the sentences."""
+    batcher = TokenBatcher(encoded, config.max_tokens, max_len=config.max_len, shuffle=False)
+    batches = list(batcher.epoch())
+    references = [pairs[int(i)][1] for batch in batches for i in batch.index]
+    return EvalSet(batches, [b.src for b in batches], references)
+
+
+def _final_bleu(handle: JobHandle, trainer: Trainer, sets: dict[str, EvalSet]) -> dict:
+    scores = {}
+    for metric, split in ((BLEU_VALID, "valid"), (BLEU_TEST, "test")):
+        if split in sets:
+            handle.check_cancelled()
+            handle.progress(0.9 if split == "valid" else 0.95, f"BLEU on {split}")
+            scores[metric] = trainer.bleu(sets[split], beam=trainer.config.beam)
+    return scores
+
+
+def _provenance(
+    trainer: Trainer, corpus: str, vocab: Vocabulary, signature: str, sentences: int
+) -> dict[str, Any]:
+    state = trainer.state
+    return {
+        "corpus": corpus,
+        "vocab": vocab.signature,
+        "steps": state.step,
+        "epochs": state.epoch,
+        "seed": trainer.config.seed,
+        "config": trainer.config.as_dict(),
+        "train_seconds": round(state.elapsed_s, 1),
+        "best_valid_loss": state.best_valid_loss if math.isfinite(state.best_valid_loss) else None,
+        "beam": trainer.config.beam,
+        "sentences": sentences,
+        "sacrebleu": signature,
+        "time": time.time(),
+    }
+
+
+def _describe(report: TrainProgress) -> str:
+    text = f"step {report.step} · loss {report.train_loss:.3f} · {report.tokens_per_s:,.0f} tok/s"
+    if report.valid_bleu is not None:
+        text += f" · valid BLEU {report.valid_bleu:.1f}"
+    return text

@@ -1,0 +1,126 @@
+"""The llmas evaluation protocol: scores, the paper's baseline figures, LLM-PP evaluation."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nasstudio.jobs import JobRunner, JobState
+from nasstudio.predict.evaluate import (
+    evaluate_predictions,
+    evaluate_stored,
+    llm_evaluate_job,
+    load_seedarchs,
+    score,
+    seedarchs_tasks,
+    stored_predictors,
+)
+from nasstudio.predict.llm import LLMProfile
+from nasstudio.store.importers import ImportFormatError
+from tests.conftest import require_refdata
+from tests.llm_server import FakeLLMServer
+
+# The LLM-PP paper's figures for the supernet baselines on WMT'14 En-De: MAE and Kendall tau,
+# means over seeds 123, 456 and 789.
+PAPER_WMT14ENDE = {
+    "HAT": (1.14, 0.71),
+    "Supernet (Sandwich)": (1.05, 0.81),
+    "Layer-wise MoS": (0.97, 0.56),
+    "Neuron-wise MoS": (0.87, 0.79),
+}
+
+
+def test_scores():
+    s = score([20.0, 21.0, 22.0, 23.0], [20.5, 21.5, 22.5, 23.5])
+    assert (s.n, s.mae, s.kendall_tau, s.spearman_rho) == (4, 0.5, 1.0, 1.0)
+    truth, predicted = [1.0, 2.0, 2.0, 3.0, 5.0], [1.0, 3.0, 2.0, 2.0, 4.0]
+    s = score(truth, predicted)
+    assert s.kendall_tau == pytest.approx(stats.kendalltau(truth, predicted, variant="b")[0])
+    assert s.spearman_rho == pytest.approx(stats.spearmanr(truth, predicted)[0])
+    assert math.isnan(score([1.0], [2.0]).kendall_tau) and score([1.0], [2.0]).mae == 1.0
+    assert math.isnan(score([1.0, 2.0], [3.0, 3.0]).kendall_tau)  # constant: NaN, no warning
+    assert score([], []).n == 0
+    with pytest.raises(ValueError, match="2 true values but 1 predictions"):
+        score([1.0, 2.0], [1.0])
+
+
+@pytest.fixture(scope="module")
+def seedarchs():
+    return require_refdata("llmpp", "seedarchs")
+
+
+def test_the_paper_baseline_figures_are_reproduced(project, seedarchs):
+    assert seedarchs_tasks(seedarchs) == ["wmt14ende", "wmt14enfr", "wmt19ende"]
+    benchmark = load_seedarchs(project, seedarchs, "wmt14ende")
+    assert [s.seed for s in benchmark.splits] == [123, 456, 789]
+    for split in benchmark.splits:
+        assert (len(split.train_ids), len(split.test_ids)) == (10, 20)
+        assert not set(split.train_ids) & set(split.test_ids)
+    assert sorted(stored_predictors(project, "wmt14ende")) == sorted(PAPER_WMT14ENDE)
+    for name, (mae, tau) in PAPER_WMT14ENDE.items():
+        result = evaluate_stored(project, benchmark, name)
+        assert (round(result.mean("mae"), 2), round(result.mean("kendall_tau"), 2)) == (mae, tau)
+        assert len(result.splits) == 3 and all(s.scores.n == 20 for s in result.splits)
+        assert result.std("mae") == pytest.approx(np.std(result.values("mae")))
+    # loading again (re-importing) changes nothing
+    assert load_seedarchs(project, seedarchs, "wmt14ende") == benchmark
+    assert evaluate_stored(project, benchmark, "HAT").mean("mae") == pytest.approx(1.144, abs=1e-3)
+
+
+def test_missing_predictions_are_counted_not_scored(project, seedarchs):
+    benchmark = load_seedarchs(project, seedarchs, "wmt14enfr")
+    truth = {i: 30.0 + k for k, i in enumerate(benchmark.splits[0].test_ids)}
+    truth.update({i: 30.0 for s in benchmark.splits for i in s.test_ids if i not in truth})
+    first = benchmark.splits[0]
+    predictions = {first.seed: {i: truth[i] + 1 for i in first.test_ids[:15]}}
+    result = evaluate_predictions(benchmark, truth, predictions, "partial")
+    assert result.splits[0].scores.n == 15 and result.splits[0].missing == first.test_ids[15:]
+    assert result.splits[0].scores.mae == pytest.approx(1.0)
+    assert result.splits[1].scores.n == 0 and len(result.splits[1].missing) == 20
+    with pytest.raises(KeyError, match="no predictor 'nope'"):
+        evaluate_stored(project, benchmark, "nope")
+
+
+def test_a_bad_folder_is_named(project, tmp_path):
+    with pytest.raises(ImportFormatError, match="expected numbered seed folders"):
+        load_seedarchs(project, tmp_path, "wmt14ende")
+    (tmp_path / "123" / "wmt14ende").mkdir(parents=True)
+    with pytest.raises(ImportFormatError, match=r"train\.jsonl: missing"):
+        load_seedarchs(project, tmp_path, "wmt14ende")
+
+
+def test_an_llm_prompt_is_evaluated_seed_by_seed(project, seedarchs, tmp_path):
+    benchmark = load_seedarchs(project, seedarchs, "wmt14ende")
+    runner = JobRunner(project)
+    events = []
+    runner.subscribe(events.append)
+    try:
+        with FakeLLMServer() as server:
+            profile = LLMProfile("t", base_url=server.base_url, model="fake", concurrency=8)
+            params = dict(project=project, benchmark=benchmark, profile=profile)
+            params["cache_path"] = str(tmp_path / "cache.sqlite")
+            job = runner.submit("evaluate", "Evaluate", llm_evaluate_job, **params)
+            result = runner.wait(job, timeout=60)
+            assert project.job(job).state == JobState.DONE
+            assert server.requests == 60 and result.usage.requests == 60
+            # each request shows its seed's ten train architectures, never a test one
+            for body in server.bodies:
+                assert body["messages"][1]["content"].count("\nBLEU: ") == 11
+            partials = [e.payload for e in events if e.kind == "partial"]
+            assert [p.seed for p in partials] == [123, 456, 789]
+            assert [s.scores for s in result.splits] == [p.scores for p in partials]
+            assert all(s.scores.n == 20 and not s.missing for s in result.splits)
+            assert result.prompt_version and result.predictor == "fake@t"
+            assert 0 < result.mean("mae") < 5 and -1 <= result.mean("kendall_tau") <= 1
+            summary = result.as_dict()
+            assert summary["mae"]["mean"] == pytest.approx(result.mean("mae"))
+            assert [s["seed"] for s in summary["seeds"]] == [123, 456, 789]
+            # nothing is stored as a project prediction; a second run is served from the cache
+            assert "fake@t" not in stored_predictors(project, "wmt14ende")
+            server.reset_counts()
+            again = runner.wait(runner.submit("evaluate", "Again", llm_evaluate_job, **params))
+            assert server.requests == 0 and again.usage.cache_hits == 60
+            assert again.mean("mae") == result.mean("mae")
+    finally:
+        runner.shutdown()
