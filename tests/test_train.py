@@ -93,7 +93,8 @@ def test_demo_training_lowers_loss_raises_bleu_and_records_it(demo_project, tmp_
     assert provenance["sacrebleu"].startswith("nrefs:1|case:mixed")
     assert "synthetic" in provenance["corpus"] and provenance["vocab"].startswith("spm:bpe")
     assert recorded[BLEU_VALID].source == "trained"
-    assert recorded[BLEU_VALID].device.startswith("cpu")
+    assert recorded[BLEU_VALID].device == "" and provenance["device"].startswith("cpu")
+    assert demo_project.table("demo").loc[TINY.id, BLEU_VALID] == recorded[BLEU_VALID].value
 
 
 def test_multi30k_subset_trains_into_its_own_task(demo_project, tmp_path):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -30,9 +30,11 @@ from nasstudio.gui.browser import BrowserPanel
 from nasstudio.gui.detail import DetailPane
 from nasstudio.gui.dialogs import SampleDialog, TaskDialog, ask_export_target
 from nasstudio.gui.jobs_panel import JobsPanel
+from nasstudio.gui.llm_actions import install_llm_ui
 from nasstudio.gui.pareto_view import ParetoView
 from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.table_loader import TableSnapshot
+from nasstudio.gui.train_panel import install_train_ui
 from nasstudio.jobs import JobEvent, JobState, sample_job
 from nasstudio.jobs.files import export_job, import_job
 from nasstudio.jobs.model import JobFunction
@@ -62,6 +64,8 @@ def show_error(parent: QWidget, title: str, message: str) -> QMessageBox:
 
 
 class MainWindow(QMainWindow):
+    project_opened = Signal()  # after open_project replaced the session
+
     def __init__(self, qsettings: QSettings | None = None) -> None:
         super().__init__()
         self.settings = qsettings or QSettings()
@@ -79,6 +83,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status_bar()
         self._connect()
+        self.train_panel = install_train_ui(self)
+        self.llm = install_llm_ui(self)  # before _restore_window, which restores its dock
         self._poll_timer = QTimer(self, interval=POLL_MS)
         self._poll_timer.timeout.connect(self._poll)
         self._poll_timer.start()
@@ -219,6 +225,7 @@ class MainWindow(QMainWindow):
         self.path_label.setText(str(project.path))
         self._refresh_tasks(settings.text(self.settings, settings.TASK))
         self._on_task_chosen()
+        self.project_opened.emit()
         return True
 
     def _close_session(self) -> None:

@@ -129,8 +129,11 @@ def train_job(
             metric,
             score.score,
             TRAINED_SOURCE,
-            device=device_name(device),
-            provenance=_provenance(trainer, data.name, vocab, score.signature, score.sentences),
+            # BLEU does not depend on the device: it stays in the plain bleu_* columns.
+            provenance={
+                **_provenance(trainer, data.name, vocab, score.signature, score.sentences),
+                "device": device_name(device),
+            },
         )
         for metric, score in scores.items()
     )

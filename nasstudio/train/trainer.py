@@ -160,7 +160,8 @@ class Trainer:
                             return
                     if state.step % config.checkpoint_every == 0:
                         self.save()
-                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                if position >= len(batches):  # a budget that ends mid-epoch stays there
+                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
         finally:
             state.elapsed_s = time.perf_counter() - started
             self.save()
@@ -169,13 +170,7 @@ class Trainer:
         """One optimiser step over ``group`` (gradient accumulation); mean loss per token."""
         self.model.train()
         tokens = sum(b.ntokens for b in group)
-        total = 0.0
-        for batch in group:
-            with self._autocast():
-                logits = self.model(batch.src.to(self.device), batch.tgt_in.to(self.device))
-                loss = self._loss(logits, batch.tgt_out.to(self.device), "sum") / tokens
-            self.scaler.scale(loss).backward()
-            total += float(loss.detach())
+        loss = self._accumulate_gradients(group, tokens)
         if self.config.clip_norm > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
@@ -183,7 +178,19 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return total, tokens
+        return loss, tokens
+
+    def _accumulate_gradients(self, group: Sequence[Batch], tokens: int) -> float:
+        """Backward passes of ``group``, each batch weighted by its share of ``tokens``;
+        returns the mean loss per token."""
+        total = 0.0
+        for batch in group:
+            with self._autocast():
+                logits = self.model(batch.src.to(self.device), batch.tgt_in.to(self.device))
+                loss = self._loss(logits, batch.tgt_out.to(self.device), "sum") / tokens
+            self.scaler.scale(loss).backward()
+            total += float(loss.detach())
+        return total
 
     def _loss(self, logits: Tensor, target: Tensor, reduction: str) -> Tensor:
         return token_cross_entropy(

@@ -1,0 +1,153 @@
+"""Small dialogs of the LLM menu: what to predict, and where to evaluate a prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from nasstudio.gui.prompt_tokens import TokenCount
+from nasstudio.predict.evaluate import seedarchs_tasks
+from nasstudio.predict.llm import LLMProfile
+from nasstudio.store.importers import ImportFormatError
+
+
+def _buttons(dialog: QDialog, ok_text: str) -> QDialogButtonBox:
+    box = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+    )
+    box.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+    box.accepted.connect(dialog.accept)
+    box.rejected.connect(dialog.reject)
+    return box
+
+
+def _note(text: str = "") -> QLabel:
+    label = QLabel(text, wordWrap=True)
+    label.setStyleSheet("color: #555")
+    return label
+
+
+class PredictDialog(QDialog):
+    """How many architectures, with which profile, how many samples; the cost estimate."""
+
+    def __init__(
+        self,
+        count: int,
+        scope: str,
+        profile: LLMProfile,
+        tokens: TokenCount | None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Predict with LLM")
+        self._count, self._profile, self._tokens = count, profile, tokens
+        self.samples_spin = QSpinBox(
+            minimum=1, maximum=20, value=1, toolTip="Answers per architecture (mean, median, std)"
+        )
+        self.cache_check = QCheckBox(
+            "Use the answer cache", checked=True, toolTip="A question asked before sends no request"
+        )
+        self.estimate = _note()
+        form = QFormLayout(self)
+        form.addRow(QLabel(f"Predict the BLEU of <b>{count:,}</b> architectures ({scope})."))
+        form.addRow("LLM", QLabel(f"{profile.model} at {profile.base_url} ({profile.name})"))
+        form.addRow("Samples", self.samples_spin)
+        form.addRow("", self.cache_check)
+        form.addRow(self.estimate)
+        form.addRow(_buttons(self, "Predict"))
+        self.samples_spin.valueChanged.connect(self._update_estimate)
+        self._update_estimate()
+
+    def _update_estimate(self) -> None:
+        if self._tokens is None:
+            self.estimate.setText("")
+            return
+        requests = self._count * self.samples_spin.value()
+        tokens = requests * self._tokens.tokens
+        cost = self._profile.cost(tokens, requests * self._profile.max_tokens)
+        approx = "" if self._tokens.exact else "≈ "
+        self.estimate.setText(
+            f"{requests:,} requests, {approx}{tokens:,} input tokens (the previewed prompt's "
+            f"size); at most {cost:.4f} at the profile's prices, less what the cache answers."
+        )
+
+    def samples(self) -> int:
+        return self.samples_spin.value()
+
+    def use_cache(self) -> bool:
+        return self.cache_check.isChecked()
+
+
+class EvaluateDialog(QDialog):
+    """The seedarchs folder and the task to evaluate on."""
+
+    def __init__(
+        self, folder: str, task: str | None, title: str, note: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self._preferred = task
+        self.folder_edit = QLineEdit(
+            folder, toolTip="A folder of <seed>/<task>/train.jsonl and test.jsonl (llmas)"
+        )
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.task_combo = QComboBox(toolTip="The task whose test architectures are predicted")
+        self.problem = QLabel(wordWrap=True)
+        self.problem.setStyleSheet("color: #b00020")
+        row = QHBoxLayout()
+        row.addWidget(self.folder_edit, 1)
+        row.addWidget(browse)
+        self.buttons = _buttons(self, "Evaluate")
+        form = QFormLayout(self)
+        form.addRow("Seedarchs", row)
+        form.addRow("Task", self.task_combo)
+        form.addRow(_note(note))
+        form.addRow(self.problem)
+        form.addRow(self.buttons)
+        self.folder_edit.textChanged.connect(self._fill_tasks)
+        self._fill_tasks()
+        self.resize(560, self.sizeHint().height())
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Seedarchs folder", self.folder())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def _fill_tasks(self) -> None:
+        current = self.task_combo.currentText() or self._preferred
+        self.task_combo.clear()
+        try:
+            tasks = seedarchs_tasks(self.folder()) if self.folder() else []
+            problem = "" if tasks else "No <seed>/<task>/train.jsonl and test.jsonl in it."
+        except ImportFormatError as exc:
+            tasks, problem = [], str(exc)
+        self.task_combo.addItems(tasks)
+        if current in tasks:
+            self.task_combo.setCurrentText(current)
+        self.problem.setText(problem)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(tasks))
+
+    def folder(self) -> str:
+        return (
+            str(Path(self.folder_edit.text().strip()).expanduser())
+            if self.folder_edit.text().strip()
+            else ""
+        )
+
+    def task(self) -> str:
+        return self.task_combo.currentText()
