@@ -1,0 +1,62 @@
+"""The nasstudio command line: everything the window does, without one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from nasstudio import __version__
+from nasstudio.cli.common import PROJECT_ENV, CliError
+from nasstudio.cli.llm import add_llm_commands
+from nasstudio.cli.project import add_project_commands, cmd_gui
+from nasstudio.cli.train import add_training_commands
+from nasstudio.store.defaults import default_project_path
+
+
+def _add_project_option(parser: argparse.ArgumentParser, dest: str) -> None:
+    parser.add_argument(
+        "--project",
+        "-p",
+        dest=dest,
+        help=f"project file (default: ${PROJECT_ENV}, else {default_project_path()})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The option is accepted before and after the command. argparse lets a subcommand's
+    # default overwrite the value given before it, so the two spellings get separate dests.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_project_option(common, "project")
+    parser = argparse.ArgumentParser(
+        prog="nasstudio",
+        description="Hardware-aware NAS workbench for Transformer MT. Without a command: the GUI.",
+    )
+    _add_project_option(parser, "project_before_command")
+    parser.add_argument("--version", action="version", version=f"nasstudio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    add_project_commands(add)
+    add_llm_commands(add, common)
+    add_training_commands(add, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.project = (
+        getattr(args, "project", None) or args.project_before_command or os.environ.get(PROJECT_ENV)
+    )
+    handler = getattr(args, "handler", cmd_gui)
+    try:
+        return handler(args)
+    except (CliError, ValueError, KeyError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"nasstudio: error: {message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,116 @@
+"""What every command shares: the project option, errors, tables, JSON, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from nasstudio.jobs import JobEvent, JobRunner, JobState
+from nasstudio.store import Project
+from nasstudio.store.defaults import open_project
+
+PROJECT_ENV = "NASSTUDIO_PROJECT"
+
+
+class CliError(Exception):
+    """A problem with what the user asked for: printed without a traceback."""
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def records(table: pd.DataFrame, task: str) -> list[dict[str, Any]]:
+    value_columns = [c for c in table.columns if not c.startswith("source:")]
+    out = []
+    for arch_id, row in zip(table.index, table[value_columns].itertuples(index=False), strict=True):
+        record = {"id": arch_id, "task": task}
+        record.update(
+            {c: jsonable(v) for c, v in zip(value_columns, row, strict=True) if c != "added_at"}
+        )
+        out.append(record)
+    return out
+
+
+def print_table(table: pd.DataFrame, columns: Sequence[str]) -> None:
+    shown = table[[c for c in columns if c in table.columns]]
+    with pd.option_context(
+        "display.max_rows", 200, "display.width", 200, "display.float_format", "{:.3f}".format
+    ):
+        print(shown.to_string() if not shown.empty else "(no architectures)")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr driven by job events, redrawn a few times a second
+    on a terminal and every 10 % elsewhere (logs stay short)."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+        self.interactive = stream.isatty()
+        self._last_draw, self._last_decile, self._last_line = 0.0, -1, ""
+
+    def _due(self, event: JobEvent) -> bool:
+        if event.state.finished:
+            return True
+        if self.interactive:
+            return event.time - self._last_draw >= 0.1
+        return int(event.progress * 10) > self._last_decile
+
+    def __call__(self, event: JobEvent) -> None:
+        if event.kind == "log":
+            self.stream.write(f"\n{event.message}\n")
+        elif (event.kind == "progress" or event.state.finished) and self._due(event):
+            self._last_draw, self._last_decile = event.time, int(event.progress * 10)
+            filled = int(event.progress * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            line = f"[{bar}] {event.progress:6.1%} {event.message[:60]}"
+            if self.interactive:
+                end = "\n" if event.state.finished else ""
+                self.stream.write(f"\r{line:<100}{end}")
+            elif line != self._last_line:
+                self.stream.write(line + "\n")
+            self._last_line = line
+        self.stream.flush()
+
+
+def run_job(store: Project, kind: str, title: str, fn, **params: Any) -> Any:
+    """Run a job in the foreground with a progress bar; Ctrl+C cancels it cleanly."""
+    runner = JobRunner(store, max_workers=1)
+    runner.subscribe(ProgressBar())
+    job_id = runner.submit(kind, title, fn, **params)
+    try:
+        result = runner.wait(job_id)
+    except KeyboardInterrupt:
+        runner.cancel(job_id)
+        runner.wait(job_id)
+        print("cancelled; what was done so far is kept", file=sys.stderr)
+        result = None
+    runner.shutdown()
+    record = store.job(job_id)
+    if record.state == JobState.FAILED:
+        raise CliError(f"{title} failed: {record.error}")
+    return result
+
+
+def open_from_args(args: argparse.Namespace) -> Project:
+    return open_project(args.project)
+
+
+def resolve_task(project: Project, requested: str | None) -> str:
+    tasks = [t.name for t in project.tasks()]
+    if requested:
+        if requested not in tasks:
+            raise CliError(f"no task '{requested}' in {project.path}; tasks: {tasks or 'none'}")
+        return requested
+    if len(tasks) == 1:
+        return tasks[0]
+    raise CliError(f"say which task with --task, one of {tasks or 'none (import or sample first)'}")
