@@ -151,6 +151,9 @@ class ParetoView(QWidget):
             for side in ("left", "bottom"):
                 plot.getAxis(side).setPen("#444")
                 plot.getAxis(side).setTextPen("#222")
+                # Values in the units the label names: an SI factor like "(x0.001)" on one
+                # plot and not on the strip under it would read as different numbers.
+                plot.getAxis(side).enableAutoSIPrefix(False)
         self.strip.setMouseEnabled(x=True, y=False)
         self.strip.setYRange(-0.1, 1.1, padding=0)
         self.strip.setMaximumHeight(110)
