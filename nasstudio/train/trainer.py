@@ -118,6 +118,9 @@ class Trainer:
             self.optimizer, learning_rate_factor(config, self.total_steps)
         )
         self.amp_dtype = autocast_dtype(config, device)
+        if device.type == "cuda":
+            # TF32 tensor cores for what runs outside autocast (fp32 runs, the loss).
+            torch.set_float32_matmul_precision("high")
         # fp16 needs loss scaling; bf16 has fp32's range and does not.
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=self.amp_dtype == torch.float16 and device.type == "cuda"
