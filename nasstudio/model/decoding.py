@@ -105,7 +105,7 @@ def beam_search(
             index = torch.tensor([row for _, row, _ in keep], device=device)
             last = torch.tensor([token for _, _, token in keep], device=device)
             scores = torch.tensor([s for s, _, _ in keep], device=device).view(batch, beam)
-            state.reorder(index)
+            state.reorder_hypotheses(index)
             history = torch.cat([history[index], last[:, None]], dim=1)
     return [max(f, key=lambda hyp: hyp[0])[1] if f else [] for f in finished]
 

@@ -57,10 +57,10 @@ class DecoderState:
     caches: list[KVCache]
     step: int = 0
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep the batch rows ``index`` (beam search)."""
-        self.memory_kv = [(k[index], v[index]) for k, v in self.memory_kv]
-        self.memory_masks = [m[index] for m in self.memory_masks]
+    def reorder_hypotheses(self, index: Tensor) -> None:
+        """Row i continues the hypothesis in row ``index[i]`` (beam search). Both rows belong
+        to the same sentence, so their encoder memory is the same: only the self-attention
+        caches move."""
         for cache in self.caches:
             cache.reorder(index)
 
