@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+# The first torch.optim optimiser imports torch._dynamo (about a second). Imported here, that
+# happens on the thread that imports this module (the GUI's, at start) rather than in a job's
+# worker thread, where it once stalled a GUI test for minutes while the GUI thread waited.
+import torch._dynamo
 from torch import Tensor
 
 from nasstudio.model import TransformerMT, token_cross_entropy, validation_loss
