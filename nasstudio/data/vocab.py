@@ -84,8 +84,11 @@ class Vocabulary:
         return self._sp.encode(text)
 
     def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
-        """Subword ids of many sentences in one native call (much faster than a Python loop)."""
-        return self._sp.encode(list(texts))
+        """Subword ids of many sentences in one native call (much faster than a Python loop).
+
+        One native thread: this runs in job worker threads, and sentencepiece's own thread
+        pool was caught stalled there (a GUI test waited minutes, with the machine idle)."""
+        return self._sp.encode(list(texts), num_threads=1)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Detokenised text of ids up to the first eos; pad and bos are ignored."""
