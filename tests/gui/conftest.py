@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -16,6 +17,17 @@ from nasstudio.store.defaults import add_demo
 
 FIXTURE_ARCHS = 40
 SCORED = 30  # the first 30 get a made-up BLEU, the last 10 have none
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread():
+    """No automatic garbage collection during a GUI test: it may run in a job's worker thread,
+    and a Qt object destroyed there deadlocks against the GUI thread (seen: the worker held a
+    Qt mutex waiting for the GIL). Collected here, on the GUI thread, after the test."""
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
 
 
 @pytest.fixture(autouse=True)
