@@ -12,9 +12,7 @@ from nasstudio.store.importers import (
     ImportFormatError,
     import_file,
     import_files,
-    import_hat_latency,
-    import_hat_yaml,
-    import_llmas,
+    read_hat_yaml_files,
 )
 from tests.conftest import require_refdata
 
@@ -38,7 +36,7 @@ def seed_file():
 
 
 def test_llmas_seed_file_imports_ground_truth_and_baselines(project, seed_file):
-    report = import_llmas(project, seed_file)
+    report = import_file(project, seed_file)
     assert report.task == "wmt14ende" and report.architectures_added == 10
     first = json.loads(llmas_lines(seed_file)[0])
     table = project.table("wmt14ende")
@@ -52,9 +50,9 @@ def test_llmas_seed_file_imports_ground_truth_and_baselines(project, seed_file):
 
 
 def test_reimporting_a_file_changes_nothing(project, seed_file):
-    import_llmas(project, seed_file)
+    import_file(project, seed_file)
     before = dump(project)
-    import_llmas(project, seed_file)
+    import_file(project, seed_file)
     after = dump(project)
     for table in ("architectures", "task_architectures", "predictions", "tasks"):
         assert len(after[table]) == len(before[table]), table
@@ -114,7 +112,7 @@ def write_gz(path, lines):
 def test_a_malformed_llmas_line_names_file_and_line_and_changes_nothing(
     project, seed_file, tmp_path, corrupt, message
 ):
-    import_llmas(project, seed_file)
+    import_file(project, seed_file)
     before = dump(project)
     lines = llmas_lines(require_refdata("llmpp", "seedarchs", "456", "wmt14ende", "test.jsonl"))
     lines[6] = corrupt(lines[6])
@@ -122,7 +120,7 @@ def test_a_malformed_llmas_line_names_file_and_line_and_changes_nothing(
     bad.parent.mkdir()
     bad.write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportFormatError, match=message) as info:
-        import_llmas(project, bad)
+        import_file(project, bad)
     assert str(info.value).startswith(f"{bad}:7: ")
     assert info.value.line == 7
     assert dump(project) == before
@@ -145,13 +143,13 @@ def test_an_unreadable_gzip_is_reported(project, tmp_path):
     bad = tmp_path / "wmt14ende.jsonl.gz"
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(ImportFormatError, match="cannot read the file"):
-        import_llmas(project, bad)
+        import_file(project, bad)
     assert project.tasks() == []
 
 
 def test_hat_latency_csv_imports_as_a_device_table(project):
     path = require_refdata("hat", "latency", "wmt14ende_cpu_xeon_all.csv")
-    report = import_hat_latency(project, path)
+    report = import_file(project, path)
     assert report.latency_rows == 2000
     tables = project.latency_tables()
     assert tables.loc[0, "device"] == "cpu_xeon" and tables.loc[0, "task"] == "wmt14ende"
@@ -183,7 +181,7 @@ def test_a_malformed_latency_row_is_rejected(project, tmp_path, edit, line, mess
     bad.write_text("\n".join(rows) + "\n")
     before = dump(project)
     with pytest.raises(ImportFormatError, match=message) as info:
-        import_hat_latency(project, bad)
+        import_file(project, bad)
     assert info.value.line == line
     assert dump(project) == before
     assert len(HAT_LATENCY_COLUMNS) == 14
@@ -195,7 +193,9 @@ def test_hat_yaml_files_import_and_a_bad_one_names_its_line(project, tmp_path):
     for i, arch in enumerate(archs):
         paths.append(tmp_path / f"a{i}.yml")
         paths[-1].write_text(to_yaml(arch))
-    report = import_hat_yaml(project, paths, task="wmt14ende")
+    parsed = read_hat_yaml_files(project, paths, task="wmt14ende")
+    parsed.write(project)
+    report = parsed.report
     assert report.architectures_added == 3
     assert set(project.table("wmt14ende").index) == {a.id for a in archs}
 

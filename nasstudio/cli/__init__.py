@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from nasstudio import __version__
-from nasstudio.cli.common import PROJECT_ENV, CliError
+from nasstudio.cli.common import EXECUTION, PROJECT_ENV, CliError, add_execution_options
 from nasstudio.cli.llm import add_llm_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
 from nasstudio.cli.train import add_training_commands
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     # default overwrite the value given before it, so the two spellings get separate dests.
     common = argparse.ArgumentParser(add_help=False)
     _add_project_option(common, "project")
+    add_execution_options(common)
     parser = argparse.ArgumentParser(
         prog="nasstudio",
         description="Hardware-aware NAS workbench for Transformer MT. Without a command: the GUI.",
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.project = (
         getattr(args, "project", None) or args.project_before_command or os.environ.get(PROJECT_ENV)
     )
+    EXECUTION.executor = getattr(args, "executor", None)
+    EXECUTION.ray_address = getattr(args, "ray_address", None)
     handler = getattr(args, "handler", cmd_gui)
     try:
         return handler(args)

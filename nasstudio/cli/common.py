@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -82,11 +83,54 @@ class ProgressBar:
         self.stream.flush()
 
 
+@dataclass
+class Execution:
+    """Where the commands run their jobs (``--executor``, ``--ray-address``)."""
+
+    executor: str | None = None
+    ray_address: str | None = None
+
+
+EXECUTION = Execution()
+
+
+def add_execution_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("thread", "process", "ray"),
+        help="where jobs run (default: torch work in a worker process, file work in a thread)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to run jobs on with --executor ray (default: a local Ray runtime)",
+    )
+
+
+def _runner(store: Project) -> JobRunner:
+    executors = {}
+    if EXECUTION.executor == "ray":
+        from nasstudio.jobs.ray_executor import RayExecutor
+
+        executors["ray"] = RayExecutor(EXECUTION.ray_address)
+    return JobRunner(store, executors=executors)
+
+
+def _resource(params: dict[str, Any]) -> str | None:
+    """Jobs that run on a device wait in that device's queue."""
+    if EXECUTION.executor == "ray":
+        return "ray"
+    device = str(params.get("device", ""))
+    return device if device.startswith("cuda") else None
+
+
 def run_job(store: Project, kind: str, title: str, fn, **params: Any) -> Any:
     """Run a job in the foreground with a progress bar; Ctrl+C cancels it cleanly."""
-    runner = JobRunner(store, max_workers=1)
+    runner = _runner(store)
     runner.subscribe(ProgressBar())
-    job_id = runner.submit(kind, title, fn, **params)
+    job_id = runner.submit(
+        kind, title, fn, executor=EXECUTION.executor, resource=_resource(params), **params
+    )
     try:
         result = runner.wait(job_id)
     except KeyboardInterrupt:

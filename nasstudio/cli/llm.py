@@ -129,7 +129,6 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
         "predict-llm",
         f"LLM-PP predictions with {profile.predictor_name}",
         llm_predict_job,
-        project=project,
         task=task,
         arch_ids=ids,
         profile=profile,

@@ -72,7 +72,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
         "sample",
         f"Sample {args.count} architectures",
         sample_job,
-        project=project,
         task=task_name,
         count=args.count,
         seed=args.seed,

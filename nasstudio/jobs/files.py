@@ -5,38 +5,39 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 
-from nasstudio.jobs.model import JobHandle
+from nasstudio.jobs.model import JobHandle, job_defaults
 from nasstudio.store import Project
 from nasstudio.store.exporters import export
-from nasstudio.store.importers import ImportReport, import_file
+from nasstudio.store.importers import ImportReport, ParsedFile, read_file
 
 
+@job_defaults("thread")
 def import_job(
     handle: JobHandle,
     project: Project,
     paths: Sequence[str],
     tasks: Mapping[str, tuple[str, int | None]] | None = None,
-) -> Generator[list[ImportReport], None, list[ImportReport]]:
+) -> Generator[list[ParsedFile], None, list[ImportReport]]:
     """Import ``paths`` all together, like ``import_files``, with progress per file.
 
     ``tasks`` gives the task (and a new task's vocabulary size) of the files whose name does
-    not say it; the importers guess the others. One transaction: a bad file or a cancel
-    leaves the project as it was. Yields the reports once they are committed.
+    not say it; the importers guess the others. Every file is read and checked before the
+    runner records them, in one transaction: a bad file or a cancel leaves the project as it
+    was, and other writers wait only for the writing, not the reading.
     """
     tasks = tasks or {}
-    reports: list[ImportReport] = []
-    with project.transaction():
-        for done, path in enumerate(paths):
-            handle.check_cancelled()
-            handle.progress(done / len(paths), f"importing {Path(path).name}")
-            task, vocab_size = tasks.get(path, (None, None))
-            reports.append(import_file(project, path, task, vocab_size))
-            handle.log(reports[-1].describe())
-    handle.progress(1.0, f"imported {len(paths)} file(s)")
-    yield reports
-    return reports
+    parsed: list[ParsedFile] = []
+    for done, path in enumerate(paths):
+        handle.check_cancelled()
+        handle.progress(done / len(paths), f"reading {Path(path).name}")
+        task, vocab_size = tasks.get(path, (None, None))
+        parsed.append(read_file(project, path, task, vocab_size))
+    handle.progress(1.0, f"recording {len(paths)} file(s)")
+    yield parsed
+    return [file.report for file in parsed]
 
 
+@job_defaults("thread")
 def export_job(
     handle: JobHandle,
     project: Project,

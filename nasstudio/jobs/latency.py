@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from nasstudio.jobs.model import JobHandle
+from nasstudio.jobs.model import JobHandle, job_defaults
+from nasstudio.jobs.records import Measurements
 from nasstudio.metrics.latency import (
     DECODER_STEPS,
     HAT_BEAM,
@@ -30,6 +31,7 @@ PROTOCOL = (
 )
 
 
+@job_defaults("process")
 def latency_job(
     handle: JobHandle,
     project: Project,
@@ -40,11 +42,11 @@ def latency_job(
     repeats: int = HAT_REPEATS,
     warmup: int = HAT_WARMUP,
     threads: int | None = None,
-) -> Generator[str, None, dict[str, LatencyEstimate]]:
+) -> Generator[Measurements, None, dict[str, LatencyEstimate]]:
     """Measure each architecture of ``task`` with HAT's protocol (``metrics.latency``) on
     ``device``, at the task's vocabulary size, and record it as ``latency_ms`` of that device.
 
-    Each measurement is committed before its id is yielded, so a cancel (checked between
+    Each measurement is yielded for the runner to record, so a cancel (checked between
     architectures) keeps those already measured. Returns the estimates by architecture id.
     """
     spec = project.task(task)
@@ -67,9 +69,8 @@ def latency_job(
         handle.check_cancelled()
         handle.progress(done / len(archs), f"measuring {arch.id} ({done + 1}/{len(archs)})")
         estimate = estimator.estimate(arch)
-        project.add_measurements([_measurement(arch.id, task, estimate, settings)])
         estimates[arch.id] = estimate
-        yield arch.id
+        yield Measurements((_measurement(arch.id, task, estimate, settings),))
     handle.progress(1.0, f"measured {len(estimates)} architectures on {estimator.device}")
     return estimates
 

@@ -5,40 +5,49 @@ from __future__ import annotations
 import random
 from collections.abc import Generator
 
-from nasstudio.jobs.model import JobHandle
+from nasstudio.jobs.model import JobHandle, job_defaults
+from nasstudio.jobs.records import NewArchitectures, NewTask
 from nasstudio.space import get_space
 from nasstudio.store import KNOWN_TASKS, Project
 
-_BATCH = 50
+_BATCH = 500
 
 
+@job_defaults("thread")
 def sample_job(
     handle: JobHandle, project: Project, task: str, count: int, seed: int
-) -> Generator[list[str], None, int]:
-    """Add ``count`` new architectures sampled uniformly (with ``seed``) to ``task``, first
+) -> Generator[NewArchitectures | NewTask, None, int]:
+    """Sample ``count`` architectures new to ``task`` uniformly (with ``seed``), first
     registering ``task`` when it is a known task the project lacks.
 
-    Each batch is committed before it is yielded, so a cancel keeps what was sampled so far.
-    Yields the ids of each batch; returns how many were added.
+    Yields them in batches for the runner to record, so a cancel keeps what was sampled so
+    far; returns how many were sampled.
     """
     spec = project.task(task)
     if spec is None and task in KNOWN_TASKS:
-        spec = project.ensure_task(KNOWN_TASKS[task])
+        spec = KNOWN_TASKS[task]
+        yield NewTask(spec)
     if spec is None:
         raise KeyError(f"no task '{task}' in the project")
     space = get_space(spec.space)
     rng = random.Random(seed)
+    known = {arch.id for arch in project.architectures(task)} if project.task(task) else set()
+    origin = f"sampled (seed {seed})"
     added, drawn = 0, 0
     handle.progress(0.0, f"sampling {count} architectures from {space.name}")
     while added < count:
         handle.check_cancelled()
-        batch = [space.sample(rng) for _ in range(min(_BATCH, count - added))]
-        drawn += len(batch)
-        new_ids = project.add_architectures(task, batch, origin=f"sampled (seed {seed})")
-        added += len(new_ids)
+        batch = {}
+        for _ in range(min(_BATCH, count - added)):
+            arch = space.sample(rng)
+            drawn += 1
+            if arch.id not in known:
+                known.add(arch.id)
+                batch[arch.id] = arch
+        added += len(batch)
+        if batch:
+            yield NewArchitectures(task, tuple(batch.values()), origin)
         handle.progress(added / count, f"{added}/{count} architectures")
-        if new_ids:
-            yield new_ids
         if drawn > 20 * count + 1000:
             handle.log(f"stopped after {drawn} draws: the space has few architectures left")
             break

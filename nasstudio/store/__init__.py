@@ -14,6 +14,7 @@ from nasstudio.store.project import (
     Project,
     Task,
 )
+from nasstudio.store.owners import JobOwner, this_process
 from nasstudio.store.schema import SCHEMA_VERSION, SchemaError
 
 __all__ = [
@@ -25,10 +26,12 @@ __all__ = [
     "PARAMS",
     "PARAMS_NO_EMB",
     "SCHEMA_VERSION",
+    "JobOwner",
     "JobRecord",
     "Measurement",
     "Prediction",
     "Project",
     "SchemaError",
     "Task",
+    "this_process",
 ]

@@ -192,10 +192,56 @@ def _parse_llmas_line(text: str, path: Path, line: int, space_name: str) -> _Llm
     return _LlmasRecord(arch, measurements, predictions, provenance)
 
 
-def import_llmas(
-    project: Project, path: str | Path, task: str | None = None, vocab_size: int | None = None
-) -> ImportReport:
-    """Import an llmas seed-architecture file or an unlabelled pool (.jsonl or .jsonl.gz)."""
+@dataclass
+class LlmasFile:
+    """An llmas file read and checked; ``write`` records it in the caller's transaction."""
+
+    spec: Task
+    records: list[_LlmasRecord]
+    report: ImportReport
+
+    def write(self, project: Project, job_id: int = 0) -> tuple[str, ...]:
+        spec = self.spec
+        with project.transaction():
+            project.ensure_task(spec)
+            added = project.add_architectures(spec.name, [r.arch for r in self.records], "llmas")
+            self.report.architectures_added = len(added)
+            measurements = [
+                Measurement(
+                    r.arch.id,
+                    spec.name,
+                    metric,
+                    value,
+                    LLMAS_SOURCE,
+                    device=device,
+                    provenance=r.provenance,
+                )
+                for r in self.records
+                for metric, value, device in r.measurements
+            ]
+            predictions = [
+                Prediction(
+                    r.arch.id,
+                    spec.name,
+                    metric,
+                    value,
+                    "supernet",
+                    predictor,
+                    provenance={**r.provenance, "source": LLMAS_SOURCE},
+                )
+                for r in self.records
+                for predictor, metric, value in r.predictions
+            ]
+            project.add_measurements(measurements)
+            _replace_llmas_predictions(project, spec.name, predictions)
+        self.report.measurements, self.report.predictions = len(measurements), len(predictions)
+        return (spec.name,)
+
+
+def read_llmas(
+    path: str | Path, task: str | None = None, vocab_size: int | None = None
+) -> LlmasFile:
+    """Read an llmas seed-architecture file or an unlabelled pool (.jsonl or .jsonl.gz)."""
     path = Path(path)
     spec = task_for(task or guess_task_name(path), vocab_size)
     records = [
@@ -205,41 +251,7 @@ def import_llmas(
     ]
     if not records:
         raise ImportFormatError(path, None, "the file holds no architectures")
-    report = ImportReport(str(path), spec.name, architectures_read=len(records))
-    with project.transaction():
-        project.ensure_task(spec)
-        added = project.add_architectures(spec.name, [r.arch for r in records], "llmas")
-        report.architectures_added = len(added)
-        measurements = [
-            Measurement(
-                r.arch.id,
-                spec.name,
-                metric,
-                value,
-                LLMAS_SOURCE,
-                device=device,
-                provenance=r.provenance,
-            )
-            for r in records
-            for metric, value, device in r.measurements
-        ]
-        predictions = [
-            Prediction(
-                r.arch.id,
-                spec.name,
-                metric,
-                value,
-                "supernet",
-                predictor,
-                provenance={**r.provenance, "source": LLMAS_SOURCE},
-            )
-            for r in records
-            for predictor, metric, value in r.predictions
-        ]
-        project.add_measurements(measurements)
-        _replace_llmas_predictions(project, spec.name, predictions)
-    report.measurements, report.predictions = len(measurements), len(predictions)
-    return report
+    return LlmasFile(spec, records, ImportReport(str(path), spec.name, len(records)))
 
 
 def _replace_llmas_predictions(project: Project, task: str, predictions: list[Prediction]) -> None:
@@ -258,10 +270,26 @@ def _replace_llmas_predictions(project: Project, task: str, predictions: list[Pr
 _LATENCY_NAME = re.compile(r"^(?P<task>[a-z0-9]+)_(?P<device>.+?)(_all)?$")
 
 
-def import_hat_latency(
-    project: Project, path: str | Path, device: str | None = None, task: str | None = None
-) -> ImportReport:
-    """Import a HAT latency CSV (10 averaged features, encoder/decoder mean and std in ms)."""
+@dataclass
+class LatencyFile:
+    """A HAT latency table read and checked; ``write`` records it."""
+
+    name: str
+    task: str
+    device: str
+    path: str
+    rows: np.ndarray
+    report: ImportReport
+
+    def write(self, project: Project, job_id: int = 0) -> tuple[str, ...]:
+        project.add_latency_table(self.name, self.task, self.device, self.path, self.rows)
+        return ()
+
+
+def read_hat_latency(
+    path: str | Path, device: str | None = None, task: str | None = None
+) -> LatencyFile:
+    """Read a HAT latency CSV (10 averaged features, encoder/decoder mean and std in ms)."""
     path = Path(path)
     match = _LATENCY_NAME.match(path.stem)
     device = device or (match["device"] if match else path.stem)
@@ -292,8 +320,8 @@ def import_hat_latency(
     if not rows:
         raise ImportFormatError(path, None, "the file holds no latency rows")
     name = f"{task}_{device}" if task else device
-    project.add_latency_table(name, task, device, str(path), np.asarray(rows))
-    return ImportReport(str(path), task, latency_rows=len(rows))
+    report = ImportReport(str(path), task, latency_rows=len(rows))
+    return LatencyFile(name, task, device, str(path), np.asarray(rows), report)
 
 
 def _is_float(text: str) -> bool:
@@ -331,36 +359,59 @@ def _line_of(text: str, key: str | None) -> int | None:
     return None
 
 
-def import_hat_yaml(
+@dataclass
+class YamlFiles:
+    """HAT SubTransformer YAML files read and checked; ``write`` records them."""
+
+    spec: Task
+    archs: list[Architecture]
+    report: ImportReport
+
+    def write(self, project: Project, job_id: int = 0) -> tuple[str, ...]:
+        with project.transaction():
+            project.ensure_task(self.spec)
+            added = project.add_architectures(self.spec.name, self.archs, "hat-yaml")
+        self.report.architectures_added = len(added)
+        return (self.spec.name,)
+
+
+def read_hat_yaml_files(
     project: Project, paths: Sequence[str | Path], task: str, vocab_size: int | None = None
-) -> ImportReport:
-    """Import HAT SubTransformer YAML files (one architecture each) into ``task``."""
+) -> YamlFiles:
+    """Read HAT SubTransformer YAML files (one architecture each) for ``task``."""
     spec = project.task(task) or task_for(task, vocab_size)
     archs = [read_hat_yaml(Path(p), spec.space) for p in paths]
-    with project.transaction():
-        project.ensure_task(spec)
-        added = project.add_architectures(spec.name, archs, "hat-yaml")
     where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} YAML files"
-    return ImportReport(
-        where, spec.name, architectures_read=len(archs), architectures_added=len(added)
-    )
+    return YamlFiles(spec, archs, ImportReport(where, spec.name, architectures_read=len(archs)))
+
+
+ParsedFile = LlmasFile | LatencyFile | YamlFiles
+
+
+def read_file(
+    project: Project, path: str | Path, task: str | None = None, vocab_size: int | None = None
+) -> ParsedFile:
+    """Read and check a file, choosing the reader from its name; nothing is written."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return read_llmas(path, task, vocab_size)
+    if name.endswith(".csv"):
+        return read_hat_latency(path, task=task)
+    if name.endswith((".yml", ".yaml")):
+        if task is None:
+            raise ValueError(f"{path}: say which task the HAT YAML architecture belongs to")
+        return read_hat_yaml_files(project, [path], task, vocab_size)
+    raise ImportFormatError(path, None, "expected .jsonl, .jsonl.gz, .csv, .yml or .yaml")
 
 
 def import_file(
     project: Project, path: str | Path, task: str | None = None, vocab_size: int | None = None
 ) -> ImportReport:
-    """Pick the importer from the file name."""
-    path = Path(path)
-    name = path.name.lower()
-    if name.endswith((".jsonl", ".jsonl.gz")):
-        return import_llmas(project, path, task, vocab_size)
-    if name.endswith(".csv"):
-        return import_hat_latency(project, path, task=task)
-    if name.endswith((".yml", ".yaml")):
-        if task is None:
-            raise ValueError(f"{path}: say which task the HAT YAML architecture belongs to")
-        return import_hat_yaml(project, [path], task, vocab_size)
-    raise ImportFormatError(path, None, "expected .jsonl, .jsonl.gz, .csv, .yml or .yaml")
+    """Read ``path`` and record it in one transaction."""
+    parsed = read_file(project, path, task, vocab_size)
+    parsed.write(project)
+    return parsed.report
 
 
 def import_files(
@@ -369,6 +420,10 @@ def import_files(
     task: str | None = None,
     vocab_size: int | None = None,
 ) -> list[ImportReport]:
-    """Import several files all together: if one is bad, none is imported."""
+    """Import several files all together: all are read and checked before anything is
+    written, so that if one is bad, none is imported."""
+    parsed = [read_file(project, p, task, vocab_size) for p in paths]
     with project.transaction():
-        return [import_file(project, p, task, vocab_size) for p in paths]
+        for file in parsed:
+            file.write(project)
+    return [file.report for file in parsed]

@@ -18,9 +18,13 @@ import pandas as pd
 
 from nasstudio.metrics import efficiency
 from nasstudio.space import FEATURE_NAMES, Architecture, average_features
+from nasstudio.store.owners import JobOwner, owner_alive
 from nasstudio.store.schema import migrate
 
 ANALYTIC_SOURCE = "analytic"
+# Writes are short transactions, but a big import can hold the write lock for seconds.
+_BUSY_TIMEOUT_S = 120
+_IDS_PER_QUERY = 500
 _FEATURE_PLACEHOLDERS = ", ".join("?" * len(FEATURE_NAMES))
 
 # Metric names used across the store, the CLI and the GUI.
@@ -92,29 +96,58 @@ class JobRecord:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    function: str = ""
+    resource: str = "cpu"
+    executor: str = "thread"
+    owner_host: str = ""
+    owner_pid: int = 0
+    owner_started: float = 0.0
+    worker: str = ""
 
 
 class Project:
-    """A project file. Safe to share between threads: each thread uses its own connection."""
+    """A project file. Safe to share between threads: each thread uses its own connection.
 
-    def __init__(self, path: str | Path) -> None:
+    ``readonly`` opens it for reading only, as jobs do: the runner that ran them is the single
+    writer of what they produce.
+    """
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        conn = self._conn()
-        migrate(conn, str(self.path))
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(f"{self.path}: no such project file")
+            self._conn()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        migrate(self._conn(), str(self.path))
+        self.mark_interrupted_jobs()
 
     # --- connections and transactions -------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
+            if self.readonly:
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=_BUSY_TIMEOUT_S,
+                )
+            else:
+                conn = sqlite3.connect(
+                    self.path,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=_BUSY_TIMEOUT_S,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
@@ -158,20 +191,45 @@ class Project:
 
     def ensure_task(self, task: Task) -> Task:
         """Register ``task``, or return the registered one after checking it agrees."""
+        with self.transaction() as conn:
+            existing = self.check_task(task)
+            if existing is not None:
+                return existing
+            conn.execute(
+                "INSERT INTO tasks VALUES (?, ?, ?, ?)",
+                (task.name, task.vocab_size, task.space, task.description),
+            )
+            self.bump_revisions([task.name])
+        return task
+
+    def check_task(self, task: Task) -> Task | None:
+        """The registered task of that name (None if there is none); an error if it does not
+        agree with ``task``'s vocabulary and space."""
         existing = self.task(task.name)
-        if existing is None:
-            with self.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO tasks VALUES (?, ?, ?, ?)",
-                    (task.name, task.vocab_size, task.space, task.description),
-                )
-            return task
-        if (existing.vocab_size, existing.space) != (task.vocab_size, task.space):
+        if existing is not None and (existing.vocab_size, existing.space) != (
+            task.vocab_size,
+            task.space,
+        ):
             raise ValueError(
                 f"task '{task.name}' exists with vocabulary {existing.vocab_size} and space "
                 f"'{existing.space}', not {task.vocab_size} / '{task.space}'"
             )
         return existing
+
+    # --- revisions: what a view must reload ---------------------------------------------------
+
+    def bump_revisions(self, tasks: Iterable[str]) -> None:
+        """Mark ``tasks`` changed, in the caller's transaction (views reload only those)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO task_revisions VALUES (?, 1) ON CONFLICT (task)"
+                " DO UPDATE SET revision = revision + 1",
+                [(task,) for task in set(tasks)],
+            )
+
+    def revisions(self) -> dict[str, int]:
+        """Each task's revision: it grows with every write that touches the task."""
+        return dict(self._conn().execute("SELECT task, revision FROM task_revisions"))
 
     def task(self, name: str) -> Task | None:
         row = self._conn().execute("SELECT * FROM tasks WHERE name = ?", (name,)).fetchone()
@@ -191,13 +249,9 @@ class Project:
         spec = self._require_task(task)
         now = time.time()
         with self.transaction() as conn:
-            known = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT arch_id FROM task_architectures WHERE task = ?", (task,)
-                )
-            }
-            new = list({a.id: a for a in archs if a.id not in known}.values())
+            unique = {a.id: a for a in archs}
+            known = self._known_ids(conn, task, list(unique))
+            new = [a for arch_id, a in unique.items() if arch_id not in known]
             conn.executemany(
                 f"INSERT OR IGNORE INTO architectures VALUES (?, ?, {_FEATURE_PLACEHOLDERS}, ?)",
                 [(a.id, a.canonical_json(), *average_features(a).tolist(), now) for a in new],
@@ -207,7 +261,25 @@ class Project:
                 [(task, a.id, origin, now) for a in new],
             )
             self.add_measurements(_analytic_measurements(new, spec, now))
+            if new:
+                self.bump_revisions([task])
         return [a.id for a in new]
+
+    @staticmethod
+    def _known_ids(conn: sqlite3.Connection, task: str, ids: list[str]) -> set[str]:
+        """Which of ``ids`` the task has: a look-up per id, so adding stays linear."""
+        known: set[str] = set()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            known.update(
+                row[0]
+                for row in conn.execute(
+                    "SELECT arch_id FROM task_architectures WHERE task = ? AND arch_id IN"
+                    f" ({', '.join('?' * len(chunk))})",
+                    (task, *chunk),
+                )
+            )
+        return known
 
     def architecture(self, arch_id: str) -> Architecture:
         row = (
@@ -252,7 +324,9 @@ class Project:
                 encoded[key] = (m.provenance, json.dumps(m.provenance))
             return encoded[key][1]
 
+        rows = list(rows)
         with self.transaction() as conn:
+            self.bump_revisions(m.task for m in rows)
             conn.executemany(
                 "INSERT INTO measurements"
                 " (arch_id, task, metric, value, std, device, source, provenance, created_at)"
@@ -278,7 +352,9 @@ class Project:
 
     def add_predictions(self, rows: Iterable[Prediction]) -> None:
         now = time.time()
+        rows = list(rows)
         with self.transaction() as conn:
+            self.bump_revisions(p.task for p in rows)
             conn.executemany(
                 "INSERT INTO predictions (arch_id, task, metric, value, std, predictor_kind,"
                 " predictor, prompt_version, provenance, created_at)"
@@ -422,17 +498,49 @@ class Project:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, kind: str, title: str, params: dict[str, Any]) -> int:
+    def create_job(
+        self,
+        kind: str,
+        title: str,
+        params: dict[str, Any],
+        owner: JobOwner,
+        function: str = "",
+        resource: str = "cpu",
+        executor: str = "thread",
+    ) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO jobs (kind, title, params, state, created_at)"
-                " VALUES (?, ?, ?, 'queued', ?)",
-                (kind, title, json.dumps(params), time.time()),
+                "INSERT INTO jobs (kind, title, params, state, created_at, function, resource,"
+                " executor, owner_host, owner_pid, owner_started)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    title,
+                    json.dumps(params),
+                    time.time(),
+                    function,
+                    resource,
+                    executor,
+                    owner.host,
+                    owner.pid,
+                    owner.started,
+                ),
             )
         return cursor.lastrowid
 
     def update_job(self, job_id: int, **fields: Any) -> None:
-        allowed = {"state", "progress", "message", "error", "started_at", "finished_at"}
+        allowed = {
+            "state",
+            "progress",
+            "message",
+            "error",
+            "started_at",
+            "finished_at",
+            "worker",
+            "owner_host",
+            "owner_pid",
+            "owner_started",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}")
@@ -445,19 +553,61 @@ class Project:
             conn.execute("INSERT INTO job_log VALUES (?, ?, ?)", (job_id, time.time(), line))
 
     def job(self, job_id: int) -> JobRecord:
-        row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._conn().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        row = row.fetchone()
         if row is None:
             raise KeyError(f"no job with id {job_id}")
         return _job_record(row)
 
-    def jobs(self) -> list[JobRecord]:
-        return [_job_record(r) for r in self._conn().execute("SELECT * FROM jobs ORDER BY id")]
+    def jobs(self, states: Iterable[str] | None = None) -> list[JobRecord]:
+        query = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        params: tuple = ()
+        if states is not None:
+            params = tuple(states)
+            query += f" WHERE state IN ({', '.join('?' * len(params))})"
+        return [_job_record(r) for r in self._conn().execute(query + " ORDER BY id", params)]
 
     def job_log(self, job_id: int) -> list[str]:
         rows = self._conn().execute(
             "SELECT line FROM job_log WHERE job_id = ? ORDER BY rowid", (job_id,)
         )
         return [row[0] for row in rows]
+
+    def mark_interrupted_jobs(self) -> list[int]:
+        """Queued and running jobs whose owning process is gone (killed, crashed, powered off)
+        become 'interrupted'. Jobs owned by another host are left alone: only that host knows."""
+        with self.transaction() as conn:
+            orphans = [
+                job.id
+                for job in self.jobs(("queued", "running"))
+                if not owner_alive(JobOwner(job.owner_host, job.owner_pid, job.owner_started))
+            ]
+            conn.executemany(
+                "UPDATE jobs SET state = 'interrupted', finished_at = ?, message ="
+                " CASE state WHEN 'running' THEN 'interrupted: the process running it ended'"
+                " ELSE 'interrupted before it started: the process that queued it ended' END"
+                " WHERE id = ?",
+                [(time.time(), job_id) for job_id in orphans],
+            )
+        return orphans
+
+    # --- training curves ---------------------------------------------------------------------
+
+    def add_curve_points(self, job_id: int, points: Iterable[tuple[str, int, dict]]) -> None:
+        """Record ``(arch_id, step, values)`` points of a job's training curves."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO job_curves VALUES (?, ?, ?, ?)",
+                [(job_id, arch_id, step, json.dumps(values)) for arch_id, step, values in points],
+            )
+
+    def curve(self, job_id: int) -> list[dict[str, Any]]:
+        """A job's curve points in order, each ``{arch_id, step, **values}``."""
+        rows = self._conn().execute(
+            "SELECT arch_id, step, point FROM job_curves WHERE job_id = ? ORDER BY rowid",
+            (job_id,),
+        )
+        return [{**json.loads(point), "arch_id": arch, "step": step} for arch, step, point in rows]
 
     # --- prompts -----------------------------------------------------------------------------
 
@@ -503,6 +653,9 @@ def _prompt_record(row: tuple) -> dict[str, Any]:
         "sections": json.loads(sections),
         "created_at": created_at,
     }
+
+
+_JOB_COLUMNS = ", ".join(JobRecord.__dataclass_fields__)
 
 
 def _job_record(row: tuple) -> JobRecord:

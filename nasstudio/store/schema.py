@@ -101,6 +101,68 @@ CREATE TABLE latency_rows (
     decoder_std_ms REAL
 );
 """,
+    # 2: jobs know their function, resource, executor and owning process, and may be
+    # 'interrupted'; task revisions; training curves and prompt evaluations in the project.
+    """
+CREATE TABLE jobs_v2 (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL CHECK (
+        state IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')
+    ),
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    function TEXT NOT NULL DEFAULT '',
+    resource TEXT NOT NULL DEFAULT 'cpu',
+    executor TEXT NOT NULL DEFAULT 'thread',
+    owner_host TEXT NOT NULL DEFAULT '',
+    owner_pid INTEGER NOT NULL DEFAULT 0,
+    owner_started REAL NOT NULL DEFAULT 0,
+    worker TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO jobs_v2 (id, kind, title, params, state, progress, message, error, created_at,
+    started_at, finished_at)
+    SELECT id, kind, title, params, state, progress, message, error, created_at, started_at,
+    finished_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v2 RENAME TO jobs;
+CREATE INDEX jobs_by_state ON jobs (state);
+CREATE TABLE task_revisions (
+    task TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE job_curves (
+    job_id INTEGER NOT NULL,
+    arch_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    point TEXT NOT NULL
+);
+CREATE INDEX job_curves_by_job ON job_curves (job_id);
+CREATE TABLE evaluations (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER,
+    task TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    label TEXT NOT NULL,
+    predictor TEXT NOT NULL,
+    prompt_version TEXT,
+    variant TEXT NOT NULL DEFAULT '',
+    seed INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    mae REAL,
+    kendall_tau REAL,
+    spearman_rho REAL,
+    details TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL
+);
+CREATE INDEX evaluations_by_prompt ON evaluations (prompt_version);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -111,19 +173,39 @@ class SchemaError(RuntimeError):
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:
-    """Bring the schema to SCHEMA_VERSION in one transaction, or refuse a newer file."""
+    """Bring the schema to SCHEMA_VERSION in one transaction, or refuse a newer file.
+
+    The version is read again inside the write transaction, so that several processes opening
+    one new file at once upgrade it exactly once.
+    """
+    if _version(conn, path) == SCHEMA_VERSION:
+        return
+    # A migration may rebuild a table that others reference: check keys once at the end.
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(conn, path)
+            for step in MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise SchemaError(f"{path}: the upgraded project breaks a foreign key")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _version(conn: sqlite3.Connection, path: str) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise SchemaError(
             f"{path}: project schema version {version} is newer than this nasstudio "
             f"understands ({SCHEMA_VERSION}); upgrade nasstudio to open it"
         )
-    if version == SCHEMA_VERSION:
-        return
-    with conn:
-        conn.execute("BEGIN IMMEDIATE")
-        for step in MIGRATIONS[version:]:
-            for statement in step.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return version

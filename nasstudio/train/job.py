@@ -18,6 +18,8 @@ from nasstudio.data.corpus import Corpus, SentencePair
 from nasstudio.data.spec import open_corpus, task_name
 from nasstudio.data.vocab import Vocabulary, corpus_vocabulary
 from nasstudio.jobs import JobHandle
+from nasstudio.jobs.model import job_defaults
+from nasstudio.jobs.records import CurvePoint, Measurements, NewArchitectures, NewTask
 from nasstudio.metrics.latency import device_name
 from nasstudio.model import TransformerMT
 from nasstudio.store import BLEU_TEST, BLEU_VALID, Measurement, Project, Task
@@ -63,8 +65,8 @@ def prepare_corpus(
     cache_dir: str | None = None,
 ) -> PreparedCorpus:
     """Open ``corpus`` and train (or fetch) its vocabulary: ``vocab_size`` subwords, by default
-    the size of the corpus' task, else of ``task``. The corpus' task is registered with
-    ``task``'s search space."""
+    the size of the corpus' task, else of ``task``. The corpus' task has ``task``'s search
+    space; a job yields it (``NewTask``) for the runner to register."""
     handle.progress(0.0, "reading the corpus")
     data = open_corpus(corpus, cache_dir)
     source_task = _require_task(project, task)
@@ -72,7 +74,8 @@ def prepare_corpus(
     size = vocab_size or (project.task(target) or source_task).vocab_size
     handle.progress(0.0, f"training a {vocab_type} vocabulary of {size}")
     vocab = corpus_vocabulary(data, size=size, model_type=vocab_type, cache_dir=cache_dir)
-    registered = project.ensure_task(Task(target, vocab.size, source_task.space, data.name))
+    wanted = Task(target, vocab.size, source_task.space, data.name)
+    registered = project.check_task(wanted) or wanted
     handle.log(f"{data.describe()}; {vocab.describe()}")
     return PreparedCorpus(data, vocab, registered)
 
@@ -88,6 +91,7 @@ def settings_digest(meta: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:12]
 
 
+@job_defaults("process")
 def train_job(
     handle: JobHandle,
     project: Project,
@@ -99,30 +103,31 @@ def train_job(
     vocab_size: int | None = None,
     vocab_type: str = "bpe",
     cache_dir: str | None = None,
-) -> Generator[dict[str, Any], None, dict[str, float]]:
+) -> Generator[Any, None, dict[str, float]]:
     """Train ``arch_id`` (of ``task``) on ``corpus`` (a ``data.spec`` spec) with ``config``
     (``TrainConfig`` fields), then record its BLEU on valid and test.
 
     Results go to the corpus' task (``data.spec.task_name``), created when new, with the
-    architecture added to it. Yields one dict per progress report (the curves), and returns
-    the BLEU scores. A cancel keeps the checkpoint; the next run of the same setting resumes.
+    architecture added to it. Yields a curve point per progress report and the BLEU
+    measurements at the end, and returns the BLEU scores. A cancel keeps the checkpoint; the
+    next run of the same setting resumes.
     """
     settings = TrainConfig.from_dict(dict(config or {}))
     torch.manual_seed(settings.seed)
     prepared = prepare_corpus(handle, project, task, corpus, vocab_size, vocab_type, cache_dir)
     data, vocab, target = prepared.data, prepared.vocab, prepared.task.name
     arch = project.architecture(arch_id)
-    project.add_architectures(target, [arch], origin=f"trained (from {task})")
+    yield [NewTask(prepared.task), NewArchitectures(target, (arch,), f"trained (from {task})")]
     trainer, sets = _trainer(arch, data, vocab, settings, torch.device(device), project)
     if trainer.resumed:
         handle.log(f"resumed from step {trainer.state.step}")
     handle.progress(0.0, "training")
     for report in trainer.run(should_stop=lambda: handle.cancel_requested):
         handle.progress(0.9 * report.fraction, _describe(report))
-        yield {"arch_id": arch_id, **asdict(report)}
+        yield CurvePoint(arch_id, report.step, asdict(report))
     handle.check_cancelled()
     scores = _final_bleu(handle, trainer, sets)
-    project.add_measurements(
+    yield Measurements(tuple(
         Measurement(
             arch_id,
             target,
@@ -136,7 +141,7 @@ def train_job(
             },
         )
         for metric, score in scores.items()
-    )
+    ))
     handle.progress(1.0, " · ".join(f"{m} {s.score:.2f}" for m, s in scores.items()))
     return {metric: score.score for metric, score in scores.items()}
 

@@ -22,6 +22,8 @@ import torch
 from nasstudio.data.batching import EncodedPairs, encode_pairs
 from nasstudio.data.vocab import Vocabulary
 from nasstudio.jobs import JobHandle
+from nasstudio.jobs.model import job_defaults
+from nasstudio.jobs.records import CurvePoint, NewArchitectures, NewTask, Predictions
 from nasstudio.metrics.latency import device_name
 from nasstudio.model import SuperTransformer, sandwich_archs, sandwich_backward
 from nasstudio.space import Architecture, SearchSpace, get_space
@@ -74,6 +76,7 @@ class SupernetTrainer(Trainer):
         return total
 
 
+@job_defaults("process")
 def supernet_train_job(
     handle: JobHandle,
     project: Project,
@@ -85,20 +88,21 @@ def supernet_train_job(
     checkpoint: str | None = None,
     cache_dir: str | None = None,
     vocab_type: str = "bpe",
-) -> Generator[dict[str, Any], None, dict[str, Any]]:
+) -> Generator[Any, None, dict[str, Any]]:
     """Train a SuperTransformer over ``task``'s search space on ``corpus`` (a ``data.spec``
     spec) with ``config`` (``TrainConfig`` fields: lr, warm-up, budget, clipping, label
     smoothing, seed, checkpoint and evaluation intervals).
 
     The checkpoint goes to ``checkpoint``, by default ``supernet-<task>-<hash>.pt`` beside the
     project; a run that finds a checkpoint of the same setting resumes it, and a cancel keeps
-    it. Yields one dict per progress report (``TrainProgress`` fields; ``valid_loss`` is the
-    largest sub-architecture's). Returns the checkpoint path, the step and the best
+    it. Yields a curve point per progress report (``TrainProgress`` fields; ``valid_loss`` is
+    the largest sub-architecture's). Returns the checkpoint path, the step and the best
     validation loss.
     """
     settings = TrainConfig.from_dict(dict(config or {}))
     torch.manual_seed(settings.seed)
     prepared = prepare_corpus(handle, project, task, corpus, vocab_size, vocab_type, cache_dir)
+    yield NewTask(prepared.task)
     space = get_space(prepared.task.space)
     train_batches, sets = training_data(prepared.data, prepared.vocab, settings)
     meta = _checkpoint_meta(space, prepared, settings)
@@ -119,7 +123,7 @@ def supernet_train_job(
     handle.progress(0.0, f"training the supernet of {space.name}")
     for report in trainer.run(should_stop=lambda: handle.cancel_requested):
         handle.progress(report.fraction, _describe(report))
-        yield asdict(report)
+        yield CurvePoint(SUPERNET_KIND, report.step, asdict(report))
     handle.check_cancelled()
     best = trainer.state.best_valid_loss
     handle.progress(1.0, f"supernet at step {trainer.state.step}: {path}")
@@ -130,6 +134,7 @@ def supernet_train_job(
     }
 
 
+@job_defaults("process")
 def supernet_score_job(
     handle: JobHandle,
     project: Project,
@@ -140,14 +145,14 @@ def supernet_score_job(
     device: str = "cpu",
     cache_dir: str | None = None,
     bleu_sentences: int = 200,
-) -> Generator[dict[str, Any], None, dict[str, dict[str, float]]]:
+) -> Generator[Any, None, dict[str, dict[str, float]]]:
     """Score architectures of ``task`` with the weights they inherit from the supernet in
     ``checkpoint``, trained on ``corpus``: the validation loss, and the BLEU of greedy
     translations of the first ``bleu_sentences`` validation sentences.
 
     Both are recorded per architecture as predictions (kind ``supernet``, predictor
-    ``supernet:<checkpoint stem>@step<N>``) in the corpus' task, before the architecture's
-    scores are yielded, so a cancel keeps those done. Returns the scores by architecture id.
+    ``supernet:<checkpoint stem>@step<N>``) in the corpus' task, yielded one architecture at a
+    time, so a cancel keeps those done. Returns the scores by architecture id.
     """
     if bleu_sentences < 1:
         raise ValueError(f"bleu_sentences must be at least 1, got {bleu_sentences}")
@@ -162,7 +167,10 @@ def supernet_score_job(
     model = _load_supernet(payload, prepared.vocab, settings, device)
     archs = _fitting_architectures(project, model, arch_ids)
     target = prepared.task.name
-    project.add_architectures(target, archs, origin=f"scored by supernet (from {task})")
+    yield [
+        NewTask(prepared.task),
+        NewArchitectures(target, tuple(archs), f"scored by supernet (from {task})"),
+    ]
     handle.progress(0.0, "preparing the validation set")
     loss_set, bleu_set = _validation_sets(prepared, settings, bleu_sentences)
     loss_batches = [(b.src, b.tgt_in, b.tgt_out) for b in loss_set.batches]
@@ -184,13 +192,14 @@ def supernet_score_job(
         loss = model.score(arch, loss_batches)
         with model.using(arch):
             bleu = _greedy_bleu(model, bleu_set, prepared.vocab, settings.max_len)
-        project.add_predictions(
-            _predictions(
-                arch.id, target, predictor, loss, bleu, {**provenance, "time": time.time()}
+        scores[arch.id] = {VALID_LOSS: loss, BLEU_VALID: bleu.score}
+        yield Predictions(
+            tuple(
+                _predictions(
+                    arch.id, target, predictor, loss, bleu, {**provenance, "time": time.time()}
+                )
             )
         )
-        scores[arch.id] = {VALID_LOSS: loss, BLEU_VALID: bleu.score}
-        yield {"arch_id": arch.id, **scores[arch.id]}
     handle.progress(1.0, f"scored {len(scores)} architectures with {predictor}")
     return scores
 
