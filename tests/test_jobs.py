@@ -161,9 +161,11 @@ def test_killing_a_worker_fails_its_job_and_the_next_job_runs(project):
     runner.subscribe(
         lambda e: e.kind == "partial" and (pids.setdefault(e.job_id, e.payload), pid.set())
     )
-    doomed = runner.submit("test", "Doomed", jobfns.pid_then_wait_job, executor="process")
+    doomed = runner.submit(
+        "test", "Doomed", jobfns.pid_then_wait_job, executor="process", resource="cpu"
+    )
     after = runner.submit(
-        "test", "After", jobfns.pid_then_wait_job, executor="process", seconds=0.1
+        "test", "After", jobfns.pid_then_wait_job, executor="process", resource="cpu", seconds=0.1
     )
     assert pid.wait(60)
     os.kill(pids[doomed], signal.SIGKILL)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nasstudio.jobs import JobCancelled, JobHandle
+from nasstudio.jobs.records import CurvePoint, Predictions, records_in, write_records
 from nasstudio.space import get_space
 from nasstudio.store import BLEU_VALID, KNOWN_TASKS
 from nasstudio.train.job import checkpoint_dir
@@ -50,20 +51,24 @@ def demo(project):
     return project
 
 
-def drain(job):
-    """Run a job generator to its end: (the yielded items, the returned value)."""
+def drain(job, project):
+    """Run a job generator to its end, recording what it yields as the runner would:
+    (its curve points and predictions, the returned value)."""
     items = []
     while True:
         try:
-            items.append(next(job))
+            item = next(job)
         except StopIteration as stop:
             return items, stop.value
+        write_records(project, 1, records_in(item))
+        if isinstance(item, CurvePoint):
+            items.append(dict(item.values))
+        elif isinstance(item, Predictions):
+            items.append(item)
 
 
 def handle(logs=None):
-    return JobHandle(
-        1, lambda e: logs.append(e.message) if logs is not None and e.kind == "log" else None
-    )
+    return JobHandle(1, lambda m: logs.append(m[1]) if logs is not None and m[0] == "log" else None)
 
 
 def train(project, cache, steps, h=None, **kwargs):
@@ -73,8 +78,12 @@ def train(project, cache, steps, h=None, **kwargs):
     )
 
 
+def first_curve_point(job):
+    return next(item for item in job if isinstance(item, CurvePoint)).values
+
+
 def test_training_reports_the_largest_valid_loss_and_checkpoints_beside_the_project(demo, cache):
-    reports, result = drain(train(demo, cache, 4))
+    reports, result = drain(train(demo, cache, 4), demo)
     assert [r["step"] for r in reports] == [2, 4]
     assert all(r["valid_loss"] is not None and r["train_loss"] > 0 for r in reports)
     assert reports[1]["valid_loss"] < reports[0]["valid_loss"]
@@ -93,7 +102,7 @@ def straight(tmp_path_factory, cache):
     folder = tmp_path_factory.mktemp("straight")
     with Project(folder / "p.nasproj") as project:
         project.ensure_task(KNOWN_TASKS["demo"])
-        _, result = drain(train(project, cache, 4, checkpoint=str(folder / "net.pt")))
+        _, result = drain(train(project, cache, 4, checkpoint=str(folder / "net.pt")), project)
     return result["checkpoint"]
 
 
@@ -105,9 +114,9 @@ def same_weights(path_a, path_b):
 
 def test_a_longer_budget_resumes_the_checkpoint_and_its_step_counter(demo, cache, tmp_path):
     path = str(tmp_path / "split.pt")
-    drain(train(demo, cache, 2, checkpoint=path))
+    drain(train(demo, cache, 2, checkpoint=path), demo)
     logs = []
-    reports, resumed = drain(train(demo, cache, 4, h=handle(logs), checkpoint=path))
+    reports, resumed = drain(train(demo, cache, 4, h=handle(logs), checkpoint=path), demo)
     assert any("from step 2" in line for line in logs)
     assert [r["step"] for r in reports] == [4] and resumed["step"] == 4
 
@@ -116,8 +125,8 @@ def test_a_longer_budget_continues_exactly_where_the_shorter_one_stopped(
     demo, cache, tmp_path, straight
 ):
     path = str(tmp_path / "split.pt")
-    drain(train(demo, cache, 2, checkpoint=path))
-    drain(train(demo, cache, 4, checkpoint=path))
+    drain(train(demo, cache, 2, checkpoint=path), demo)
+    drain(train(demo, cache, 4, checkpoint=path), demo)
     assert same_weights(straight, path)
 
 
@@ -127,12 +136,12 @@ def test_a_cancel_keeps_the_checkpoint_and_the_resumed_run_matches_an_uninterrup
     path = tmp_path / "cancelled.pt"
     h = handle()
     job = train(demo, cache, 50, h=h, checkpoint=str(path))
-    assert next(job)["step"] == 2
+    assert first_curve_point(job)["step"] == 2
     h.request_cancel()
     with pytest.raises(JobCancelled):
         next(job)
     assert torch.load(path, weights_only=False)["state"]["step"] == 3
-    reports, result = drain(train(demo, cache, 4, checkpoint=str(path)))
+    reports, result = drain(train(demo, cache, 4, checkpoint=str(path)), demo)
     assert [r["step"] for r in reports] == [4] and result["step"] == 4
     # Same data position, same random sub-architectures, same dropout: the same weights.
     assert same_weights(straight, path)
@@ -140,12 +149,12 @@ def test_a_cancel_keeps_the_checkpoint_and_the_resumed_run_matches_an_uninterrup
 
 def test_a_checkpoint_of_another_setting_is_refused(demo, cache, tmp_path):
     path = str(tmp_path / "other.pt")
-    drain(train(demo, cache, 1, checkpoint=path))
+    drain(train(demo, cache, 1, checkpoint=path), demo)
     job = supernet_train_job(
         handle(), demo, "demo", DEMO, {**QUICK, "lr": 0.5}, cache_dir=cache, checkpoint=path
     )
     with pytest.raises(ValueError, match="config"):
-        next(job)
+        drain(job, demo)
 
 
 def score(project, cache, checkpoint, ids=None, corpus=DEMO):
@@ -153,14 +162,14 @@ def score(project, cache, checkpoint, ids=None, corpus=DEMO):
     job = supernet_score_job(
         handle(), project, "demo", ids, checkpoint, corpus, cache_dir=cache, bleu_sentences=20
     )
-    return drain(job)
+    return drain(job, project)
 
 
 def test_scores_are_reproducible_and_recorded_as_predictions(demo, cache, straight):
     items, first = score(demo, cache, straight)
     _, second = score(demo, cache, straight)
     assert first == second
-    assert [i["arch_id"] for i in items] == [a.id for a in ARCHS]
+    assert [i.rows[0].arch_id for i in items] == [a.id for a in ARCHS]
     losses = [first[a.id][VALID_LOSS] for a in ARCHS]
     assert len(set(losses)) == 3 and all(0 < v < 10 for v in losses)
     predictor = "supernet:net@step4"

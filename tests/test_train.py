@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nasstudio.jobs import JobRunner, JobState
+from nasstudio.jobs.records import CurvePoint
 from nasstudio.space import Architecture
 from nasstudio.store import BLEU_TEST, BLEU_VALID, Project
 from nasstudio.store.defaults import add_demo
@@ -66,8 +67,10 @@ def demo_project(tmp_path):
 def run_job(project, **params):
     runner = JobRunner(project)
     reports = []
-    runner.subscribe(lambda e: reports.append(e.payload) if e.kind == "partial" else None)
-    job_id = runner.submit("train", "test", train_job, project=project, **params)
+    runner.subscribe(
+        lambda e: reports.append(e.payload.values) if isinstance(e.payload, CurvePoint) else None
+    )
+    job_id = runner.submit("train", "test", train_job, **params)
     runner.wait(job_id)
     runner.shutdown()
     return job_id, runner.state(job_id), reports
@@ -127,7 +130,7 @@ project = Project(sys.argv[1])
 runner = JobRunner(project)
 config = dict(max_steps=10**6, max_tokens=2048, lr=3e-3, warmup_steps=20, eval_every=10**6,
               checkpoint_every=20)
-job = runner.submit("train", "forever", train_job, project=project, task="demo",
+job = runner.submit("train", "forever", train_job, task="demo",
                     arch_id=sys.argv[2], corpus={"kind": "demo"}, config=config,
                     cache_dir=sys.argv[3])
 runner.wait(job)
@@ -170,8 +173,8 @@ def test_cancelled_run_keeps_its_checkpoint(demo_project, tmp_path):
     steps = []
 
     def on_event(event):
-        if event.kind == "partial":
-            steps.append(event.payload["step"])
+        if isinstance(event.payload, CurvePoint):
+            steps.append(event.payload.step)
             if len(steps) == 2:
                 runner.cancel(event.job_id)
 
@@ -180,7 +183,6 @@ def test_cancelled_run_keeps_its_checkpoint(demo_project, tmp_path):
         "train",
         "cancel me",
         train_job,
-        project=demo_project,
         task="demo",
         arch_id=TINY.id,
         corpus={"kind": "demo"},

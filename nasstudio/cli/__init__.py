@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from nasstudio import __version__
 from nasstudio.cli.common import EXECUTION, PROJECT_ENV, CliError, add_execution_options
+from nasstudio.cli.jobs import add_job_commands
 from nasstudio.cli.llm import add_llm_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
 from nasstudio.cli.train import add_training_commands
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_commands(add)
     add_llm_commands(add, common)
     add_training_commands(add, common)
+    add_job_commands(add)
     return parser
 
 

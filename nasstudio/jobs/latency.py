@@ -20,7 +20,6 @@ from nasstudio.metrics.latency import (
     LatencyEstimate,
     MeasuredLatency,
 )
-from nasstudio.space import Architecture
 from nasstudio.store import LATENCY_MS, Measurement, Project
 
 MEASURED_SOURCE = "measured"
@@ -52,7 +51,7 @@ def latency_job(
     spec = project.task(task)
     if spec is None:
         raise KeyError(f"no task '{task}' in the project")
-    archs = _task_architectures(project, task, arch_ids)
+    archs = project.task_architectures(task, arch_ids)
     estimator = MeasuredLatency(
         spec.vocab_size, device=device, beam=beam, repeats=repeats, warmup=warmup, threads=threads
     )
@@ -73,16 +72,6 @@ def latency_job(
         yield Measurements((_measurement(arch.id, task, estimate, settings),))
     handle.progress(1.0, f"measured {len(estimates)} architectures on {estimator.device}")
     return estimates
-
-
-def _task_architectures(project: Project, task: str, arch_ids: Sequence[str]) -> list[Architecture]:
-    """The architectures in the order asked; an id that is not in ``task`` is an error before
-    anything is measured."""
-    known = {arch.id: arch for arch in project.architectures(task)}
-    missing = [arch_id for arch_id in arch_ids if arch_id not in known]
-    if missing:
-        raise KeyError(f"not in task '{task}': {', '.join(missing)}")
-    return [known[arch_id] for arch_id in arch_ids]
 
 
 def _measurement(

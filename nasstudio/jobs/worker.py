@@ -15,8 +15,10 @@ import os
 import random
 import socket
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,13 +58,8 @@ def execute(
 ) -> None:
     """Run the job (``fn``, else the function ``spec`` names) to its end and report every step
     of it through ``send``; never raises."""
-    project = None
-    try:
-        fn = fn or resolve(spec.function)
-        project = Project(spec.project_path, readonly=True)
-        handle = JobHandle(spec.job_id, send, cancel)
-        send(("running", worker))
-        generator = fn(handle, project, **spec.params)
+    with reporting(send), Project(spec.project_path, readonly=True) as project:
+        handle, generator = begin(spec, send, cancel, worker, project, fn)
         try:
             while True:
                 handle.check_cancelled()
@@ -75,13 +72,34 @@ def execute(
         finally:
             generator.close()
         send(("done", result))
+
+
+@contextmanager
+def reporting(send: Send) -> Iterator[None]:
+    """Turn how a job's run ends into its final message: ``JobCancelled`` into 'cancelled', any
+    other error into 'failed' (the run sends 'done' itself). Shared by every executor."""
+    try:
+        yield
     except JobCancelled:
         send(("cancelled",))
     except Exception as exc:
         send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc(), str(exc)))
-    finally:
-        if project is not None:
-            project.close()
+
+
+def begin(
+    spec: JobSpec,
+    send: Send,
+    cancel: CancelFlag,
+    worker: str,
+    project: Project,
+    fn: JobFunction | None = None,
+) -> tuple[JobHandle, Any]:
+    """Say the job runs (``worker`` names where) and call its function: the job's handle and
+    what the function returned (a generator, or an async one for the async executor)."""
+    fn = fn or resolve(spec.function)
+    handle = JobHandle(spec.job_id, send, cancel)
+    send(("running", worker))
+    return handle, fn(handle, project, **spec.params)
 
 
 def process_main(spec: JobSpec, connection: Any, cancel: CancelFlag) -> None:
@@ -96,11 +114,26 @@ def process_main(spec: JobSpec, connection: Any, cancel: CancelFlag) -> None:
         with lock:  # a job may report from a thread of its own
             connection.send(message)
 
+    _exit_with_parent()
     worker = f"process {os.getpid()} on {socket.gethostname()}"
     try:
         execute(spec, send, cancel, worker)
     finally:
         connection.close()
+
+
+def _exit_with_parent(interval_s: float = 1.0) -> None:
+    """End this worker soon after the app that started it dies, even by kill -9 (then nobody
+    could record what it produces; its checkpoints stay)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nasstudio-parent-watch", daemon=True).start()
 
 
 def seed_generators(seed: int, threads: int) -> None:

@@ -2,18 +2,21 @@
 
 A predictor maps architectures to a predicted metric (BLEU on the validation set unless it says
 otherwise). LLM-PP, the distilled MLP, a supernet and a regressor fitted on ground truth all
-fit it; one that works asynchronously (the LLM) also offers an async method of its own, and its
-``predict`` runs that on a private event loop.
+fit it; one that works asynchronously (the LLM) also offers an async method of its own.
+``predict_job`` runs any of them over architectures of a task and records what they predict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from nasstudio.jobs import JobHandle
+from nasstudio.jobs.model import job_defaults
+from nasstudio.jobs.records import Predictions
 from nasstudio.space import Architecture
-from nasstudio.store import Prediction
+from nasstudio.store import Prediction, Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,8 @@ class PredictionResult:
     std: float | None = None
     error: str | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # Other metrics the same pass predicted (a supernet's greedy BLEU beside its loss).
+    also: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -61,14 +66,58 @@ def to_predictions(
         Prediction(
             r.arch_id,
             task,
-            predictor.metric,
-            r.value,
+            metric,
+            value,
             predictor.kind,
             predictor.name,
-            std=r.std,
+            std=r.std if metric == predictor.metric else None,
             prompt_version=prompt_version,
             provenance=dict(r.provenance),
         )
         for r in results
         if r.value is not None
+        for metric, value in ((predictor.metric, r.value), *r.also.items())
     ]
+
+
+def predictions_of(
+    handle: JobHandle,
+    predictor: Predictor,
+    task: str,
+    archs: Sequence[Architecture],
+    batch_size: int = 1,
+    prompt_version: str | None = None,
+) -> Generator[Predictions, None, int]:
+    """Run ``predictor`` over ``archs`` a batch at a time, yielding each batch's predictions for
+    the runner to record (a cancel keeps those done); failures are logged. Returns how many
+    architectures got a prediction."""
+    predicted = 0
+    for start in range(0, len(archs), batch_size):
+        handle.check_cancelled()
+        batch = archs[start : start + batch_size]
+        handle.progress(
+            start / len(archs), f"{predictor.name}: {start + 1}/{len(archs)} ({batch[0].id})"
+        )
+        results = predictor.predict(batch)
+        for failure in (r for r in results if not r.ok):
+            handle.log(f"{failure.arch_id}: no prediction: {failure.error}")
+        rows = to_predictions(predictor, task, results, prompt_version)
+        predicted += sum(r.ok for r in results)
+        if rows:
+            yield Predictions(tuple(rows))
+    handle.progress(1.0, f"{predictor.name}: {predicted} of {len(archs)} predicted")
+    return predicted
+
+
+@job_defaults("process")
+def predict_job(
+    handle: JobHandle,
+    project: Project,
+    predictor: Predictor,
+    task: str,
+    arch_ids: Sequence[str],
+    batch_size: int = 64,
+) -> Generator[Predictions, None, int]:
+    """Predict ``arch_ids`` of ``task`` with any predictor and record the predictions."""
+    archs = project.task_architectures(task, arch_ids)
+    return (yield from predictions_of(handle, predictor, task, archs, batch_size))

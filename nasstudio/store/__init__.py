@@ -1,5 +1,6 @@
 """The project store (one SQLite file), its importers and exporters."""
 
+from nasstudio.store.owners import JobOwner, this_process
 from nasstudio.store.project import (
     BLEU_TEST,
     BLEU_VALID,
@@ -14,7 +15,6 @@ from nasstudio.store.project import (
     Project,
     Task,
 )
-from nasstudio.store.owners import JobOwner, this_process
 from nasstudio.store.schema import SCHEMA_VERSION, SchemaError
 
 __all__ = [

@@ -299,6 +299,16 @@ class Project:
         )
         return [Architecture.from_json(row[0]) for row in rows]
 
+    def task_architectures(self, task: str, arch_ids: Sequence[str]) -> list[Architecture]:
+        """The architectures of ``task`` in the order asked; an id the task lacks (or a task
+        the project lacks) is an error naming them, before any work starts."""
+        self._require_task(task)
+        known = {arch.id: arch for arch in self.architectures(task)}
+        missing = [arch_id for arch_id in arch_ids if arch_id not in known]
+        if missing:
+            raise KeyError(f"not in task '{task}': {', '.join(missing)}")
+        return [known[arch_id] for arch_id in arch_ids]
+
     def count_architectures(self, task: str | None = None) -> int:
         if task is None:
             return self._conn().execute("SELECT COUNT(*) FROM architectures").fetchone()[0]
@@ -643,6 +653,64 @@ class Project:
         if spec is None:
             raise KeyError(f"no task '{name}' in {self.path}")
         return spec
+
+    # --- prompt evaluations --------------------------------------------------------------------
+
+    def add_evaluations(self, rows: Iterable[dict[str, Any]], job_id: int | None = None) -> None:
+        """Record predictors' scores on a benchmark (a seedarchs folder), one row per seed:
+        ``task``, ``benchmark``, ``label`` (what the row is shown as), ``predictor``, ``seed``,
+        ``n`` and ``mae``, ``kendall_tau``, ``spearman_rho`` (None where undefined); for an LLM
+        prompt also ``prompt_version`` and ``variant`` (its ablation, '' for the prompt itself);
+        ``details``, a JSON object. ``job_id`` is the job that computed them."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO evaluations (job_id, task, benchmark, label, predictor,"
+                " prompt_version, variant, seed, n, mae, kendall_tau, spearman_rho, details,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        job_id or None,
+                        r["task"],
+                        r["benchmark"],
+                        r["label"],
+                        r["predictor"],
+                        r.get("prompt_version"),
+                        r.get("variant", ""),
+                        r["seed"],
+                        r["n"],
+                        r["mae"],
+                        r["kendall_tau"],
+                        r["spearman_rho"],
+                        json.dumps(r.get("details", {})),
+                        now,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def evaluations(
+        self, task: str | None = None, benchmark: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Evaluation rows (the fields ``add_evaluations`` takes, plus ``id``, ``job_id`` and
+        ``created_at``), oldest first. ``job_state`` is the state of the job that recorded a
+        row (None outside a job): rows of a job that did not finish are an incomplete
+        evaluation."""
+        query = (
+            "SELECT e.*, j.state AS job_state FROM evaluations e"
+            " LEFT JOIN jobs j ON j.id = e.job_id WHERE 1"
+        )
+        params: list[str] = []
+        for column, value in (("task", task), ("benchmark", benchmark)):
+            if value is not None:
+                query += f" AND e.{column} = ?"
+                params.append(value)
+        cursor = self._conn().execute(query + " ORDER BY e.id", params)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor]
+        for row in rows:
+            row["details"] = json.loads(row["details"])
+        return rows
 
 
 def _prompt_record(row: tuple) -> dict[str, Any]:
