@@ -52,3 +52,19 @@ def add_archs_job(handle, project, task, count, seed):
     for start in range(0, count, 10):
         yield NewArchitectures(task, tuple(archs[start : start + 10]), "test")
     return count
+
+
+class WidthPredictor:
+    """A Predictor for the tests: 'predicts' a tenth of the encoder width; cannot do 640."""
+
+    name, kind, metric = "width/10", "fitted", "bleu_valid"
+
+    def predict(self, archs):
+        from nasstudio.predict.base import PredictionResult
+
+        return [
+            PredictionResult(a.id, None, error="too wide")
+            if a.encoder_embed_dim == 640
+            else PredictionResult(a.id, a.encoder_embed_dim / 10, provenance={"rule": "width"})
+            for a in archs
+        ]

@@ -8,15 +8,11 @@ import torch
 
 from nasstudio.jobs import JobCancelled, JobHandle
 from nasstudio.jobs.records import CurvePoint, Predictions, records_in, write_records
+from nasstudio.predict.supernet import supernet_score_job
 from nasstudio.space import get_space
 from nasstudio.store import BLEU_VALID, KNOWN_TASKS
 from nasstudio.train.job import checkpoint_dir
-from nasstudio.train.supernet import (
-    SUPERNET_KIND,
-    VALID_LOSS,
-    supernet_score_job,
-    supernet_train_job,
-)
+from nasstudio.train.supernet import SUPERNET_KIND, VALID_LOSS, supernet_train_job
 
 DEMO = {"kind": "demo"}
 # Small batches and few steps: each step is three forward and backward passes.

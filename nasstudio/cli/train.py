@@ -191,7 +191,7 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
 
 def cmd_supernet_score(args: argparse.Namespace) -> int:
     from nasstudio.data.spec import task_name
-    from nasstudio.train.supernet import supernet_score_job
+    from nasstudio.predict.supernet import supernet_score_job
 
     project = open_from_args(args)
     task = resolve_task(project, args.task)

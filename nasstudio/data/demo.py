@@ -16,7 +16,9 @@ Source and target sentences have the same number of words, 5 to 15.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -129,6 +131,14 @@ def demo_pairs(
     return splits
 
 
+def _replace_atomically(path: Path, text: str) -> None:
+    """Jobs in several processes open the demo at once: a reader sees a whole file, never one
+    being written."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def write_demo_corpus(
     folder: str | Path, *, seed: int = 0, sizes: Mapping[str, int] = DEMO_SIZES
 ) -> Corpus:
@@ -138,7 +148,7 @@ def write_demo_corpus(
     for split, pairs in demo_pairs(seed, sizes).items():
         for lang, side in ((DEMO_SRC, 0), (DEMO_TGT, 1)):
             text = "".join(pair[side] + "\n" for pair in pairs)
-            (folder / f"{split}.{lang}").write_text(text, encoding="utf-8")
+            _replace_atomically(folder / f"{split}.{lang}", text)
     name = f"synthetic-demo (synthetic language pair, seed {seed})"
     return corpus_from_folder(
         folder, DEMO_SRC, DEMO_TGT, name=name, synthetic=True, stems={s: s for s in sizes}

@@ -7,7 +7,6 @@ folder, "src": "en", "tgt": "de"}``, and ``{"kind": "folder", "path": folder, "s
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from nasstudio.data.demo import write_demo_corpus
 
 CORPUS_KINDS = ("demo", "multi30k", "folder")
 DEMO_TASK = "demo"
-# Jobs run in threads of one process; two of them must not rewrite the demo files at once.
-_DEMO_LOCK = threading.Lock()
 
 
 def open_corpus(spec: Mapping[str, Any], cache_dir: str | Path | None = None) -> Corpus:
@@ -29,8 +26,7 @@ def open_corpus(spec: Mapping[str, Any], cache_dir: str | Path | None = None) ->
     if kind == "demo":
         base = Path(cache_dir or platformdirs.user_cache_dir("nasstudio"))
         folder = base / "corpora" / f"demo-seed{int(spec.get('seed', 0))}"
-        with _DEMO_LOCK:
-            return write_demo_corpus(folder, seed=int(spec.get("seed", 0)))
+        return write_demo_corpus(folder, seed=int(spec.get("seed", 0)))
     if kind in ("multi30k", "folder"):
         missing = [key for key in ("path", "src", "tgt") if not spec.get(key)]
         if missing:

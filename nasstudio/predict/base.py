@@ -20,6 +20,16 @@ from nasstudio.store import Prediction, Project
 
 
 @dataclass(frozen=True, slots=True)
+class AlsoPredicted:
+    """Another metric the same pass predicted (a supernet's greedy BLEU beside its loss), with
+    what its provenance adds to the result's."""
+
+    metric: str
+    value: float
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class PredictionResult:
     """One architecture's prediction, or (``value`` None) the reason there is none."""
 
@@ -28,8 +38,7 @@ class PredictionResult:
     std: float | None = None
     error: str | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    # Other metrics the same pass predicted (a supernet's greedy BLEU beside its loss).
-    also: Mapping[str, float] = field(default_factory=dict)
+    also: tuple[AlsoPredicted, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -62,22 +71,24 @@ def to_predictions(
     prompt_version: str | None = None,
 ) -> list[Prediction]:
     """Store rows for the results that have a value (failures are reported, not stored)."""
-    return [
-        Prediction(
-            r.arch_id,
-            task,
-            metric,
-            value,
-            predictor.kind,
-            predictor.name,
-            std=r.std if metric == predictor.metric else None,
-            prompt_version=prompt_version,
-            provenance=dict(r.provenance),
-        )
-        for r in results
-        if r.value is not None
-        for metric, value in ((predictor.metric, r.value), *r.also.items())
-    ]
+    rows = []
+    for r in (r for r in results if r.value is not None):
+        main = AlsoPredicted(predictor.metric, r.value)
+        for one in (main, *r.also):
+            rows.append(
+                Prediction(
+                    r.arch_id,
+                    task,
+                    one.metric,
+                    one.value,
+                    predictor.kind,
+                    predictor.name,
+                    std=r.std if one is main else None,
+                    prompt_version=prompt_version,
+                    provenance={**r.provenance, **one.provenance},
+                )
+            )
+    return rows
 
 
 def predictions_of(
@@ -87,11 +98,11 @@ def predictions_of(
     archs: Sequence[Architecture],
     batch_size: int = 1,
     prompt_version: str | None = None,
-) -> Generator[Predictions, None, int]:
+) -> Generator[Predictions, None, list[PredictionResult]]:
     """Run ``predictor`` over ``archs`` a batch at a time, yielding each batch's predictions for
-    the runner to record (a cancel keeps those done); failures are logged. Returns how many
-    architectures got a prediction."""
-    predicted = 0
+    the runner to record (a cancel keeps those done); failures are logged. Returns the
+    results."""
+    done: list[PredictionResult] = []
     for start in range(0, len(archs), batch_size):
         handle.check_cancelled()
         batch = archs[start : start + batch_size]
@@ -102,11 +113,12 @@ def predictions_of(
         for failure in (r for r in results if not r.ok):
             handle.log(f"{failure.arch_id}: no prediction: {failure.error}")
         rows = to_predictions(predictor, task, results, prompt_version)
-        predicted += sum(r.ok for r in results)
+        done.extend(results)
         if rows:
             yield Predictions(tuple(rows))
+    predicted = sum(r.ok for r in done)
     handle.progress(1.0, f"{predictor.name}: {predicted} of {len(archs)} predicted")
-    return predicted
+    return done
 
 
 @job_defaults("process")
@@ -118,6 +130,8 @@ def predict_job(
     arch_ids: Sequence[str],
     batch_size: int = 64,
 ) -> Generator[Predictions, None, int]:
-    """Predict ``arch_ids`` of ``task`` with any predictor and record the predictions."""
+    """Predict ``arch_ids`` of ``task`` with any predictor and record the predictions; returns
+    how many got one."""
     archs = project.task_architectures(task, arch_ids)
-    return (yield from predictions_of(handle, predictor, task, archs, batch_size))
+    results = yield from predictions_of(handle, predictor, task, archs, batch_size)
+    return sum(r.ok for r in results)

@@ -40,9 +40,11 @@ _NOT_IN_CHECKPOINT_KEY = (
 )
 
 
-def checkpoint_dir(project: Project) -> Path:
-    """Checkpoints live beside the project file, not inside it."""
-    return project.path.with_name(project.path.name + ".checkpoints")
+def checkpoint_dir(project: Project, root: str | None = None) -> Path:
+    """Checkpoints live beside the project file, not inside it; or under ``root``, a storage
+    folder that cluster workers share (``jobs.ray_executor``)."""
+    name = project.path.name + ".checkpoints"
+    return Path(root) / name if root else project.path.with_name(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ def train_job(
     vocab_size: int | None = None,
     vocab_type: str = "bpe",
     cache_dir: str | None = None,
+    checkpoint_root: str | None = None,
 ) -> Generator[Any, None, dict[str, float]]:
     """Train ``arch_id`` (of ``task``) on ``corpus`` (a ``data.spec`` spec) with ``config``
     (``TrainConfig`` fields), then record its BLEU on valid and test.
@@ -110,7 +113,8 @@ def train_job(
     Results go to the corpus' task (``data.spec.task_name``), created when new, with the
     architecture added to it. Yields a curve point per progress report and the BLEU
     measurements at the end, and returns the BLEU scores. A cancel keeps the checkpoint; the
-    next run of the same setting resumes.
+    next run of the same setting resumes. Checkpoints go to ``checkpoint_dir(project,
+    checkpoint_root)``.
     """
     settings = TrainConfig.from_dict(dict(config or {}))
     torch.manual_seed(settings.seed)
@@ -118,7 +122,8 @@ def train_job(
     data, vocab, target = prepared.data, prepared.vocab, prepared.task.name
     arch = project.architecture(arch_id)
     yield [NewTask(prepared.task), NewArchitectures(target, (arch,), f"trained (from {task})")]
-    trainer, sets = _trainer(arch, data, vocab, settings, torch.device(device), project)
+    folder = checkpoint_dir(project, checkpoint_root)
+    trainer, sets = _trainer(arch, data, vocab, settings, torch.device(device), folder)
     if trainer.resumed:
         handle.log(f"resumed from step {trainer.state.step}")
     handle.progress(0.0, "training")
@@ -127,21 +132,23 @@ def train_job(
         yield CurvePoint(arch_id, report.step, asdict(report))
     handle.check_cancelled()
     scores = _final_bleu(handle, trainer, sets)
-    yield Measurements(tuple(
-        Measurement(
-            arch_id,
-            target,
-            metric,
-            score.score,
-            TRAINED_SOURCE,
-            # BLEU does not depend on the device: it stays in the plain bleu_* columns.
-            provenance={
-                **_provenance(trainer, data.name, vocab, score.signature, score.sentences),
-                "device": device_name(device),
-            },
+    yield Measurements(
+        tuple(
+            Measurement(
+                arch_id,
+                target,
+                metric,
+                score.score,
+                TRAINED_SOURCE,
+                # BLEU does not depend on the device: it stays in the plain bleu_* columns.
+                provenance={
+                    **_provenance(trainer, data.name, vocab, score.signature, score.sentences),
+                    "device": device_name(device),
+                },
+            )
+            for metric, score in scores.items()
         )
-        for metric, score in scores.items()
-    ))
+    )
     handle.progress(1.0, " · ".join(f"{m} {s.score:.2f}" for m, s in scores.items()))
     return {metric: score.score for metric, score in scores.items()}
 
@@ -180,7 +187,7 @@ def training_data(
 
 
 def _trainer(
-    arch, data, vocab: Vocabulary, config: TrainConfig, device: torch.device, project: Project
+    arch, data, vocab: Vocabulary, config: TrainConfig, device: torch.device, folder: Path
 ) -> tuple[Trainer, dict[str, EvalSet]]:
     train_batches, sets = training_data(data, vocab, config)
     model = TransformerMT(
@@ -205,7 +212,7 @@ def _trainer(
         sets["valid"],
         vocab.decode,
         device,
-        checkpoint=checkpoint_dir(project) / f"{arch.id}-{settings_digest(meta)}.pt",
+        checkpoint=folder / f"{arch.id}-{settings_digest(meta)}.pt",
         checkpoint_meta=meta,
     )
     return trainer, sets

@@ -1,17 +1,11 @@
-"""HAT's weight-sharing SuperTransformer as two jobs: train it on a corpus with the sandwich
-rule, and score architectures with the weights they inherit from it.
-
-Scores are HAT's supernet proxy (the validation loss of the sub-architecture) and the BLEU of
-its greedy translations; both are recorded as predictions of kind ``supernet``, named after
-the checkpoint and its step. Scoring runs in eval mode without sampling, so the same
-checkpoint gives the same scores every time.
-"""
+"""HAT's weight-sharing SuperTransformer: training it on a corpus with the sandwich rule, as a
+job, and reading its checkpoints back. Scoring architectures with the weights they inherit is a
+Predictor (``predict.supernet``)."""
 
 from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -19,27 +13,23 @@ from typing import Any
 
 import torch
 
-from nasstudio.data.batching import EncodedPairs, encode_pairs
 from nasstudio.data.vocab import Vocabulary
 from nasstudio.jobs import JobHandle
 from nasstudio.jobs.model import job_defaults
-from nasstudio.jobs.records import CurvePoint, NewArchitectures, NewTask, Predictions
-from nasstudio.metrics.latency import device_name
+from nasstudio.jobs.records import CurvePoint, NewTask
 from nasstudio.model import SuperTransformer, sandwich_archs, sandwich_backward
-from nasstudio.space import Architecture, SearchSpace, get_space
-from nasstudio.store import BLEU_VALID, Prediction, Project
-from nasstudio.train.bleu import BleuScore, corpus_bleu
+from nasstudio.space import SearchSpace, get_space
+from nasstudio.store import Project
 from nasstudio.train.config import TrainConfig
 from nasstudio.train.job import (
     PreparedCorpus,
     checkpoint_dir,
-    eval_set,
     prepare_corpus,
     run_settings,
     settings_digest,
     training_data,
 )
-from nasstudio.train.trainer import Batch, EvalSet, Trainer, TrainProgress
+from nasstudio.train.trainer import Batch, Trainer, TrainProgress
 
 SUPERNET_KIND = "supernet"
 VALID_LOSS = "valid_loss"
@@ -88,16 +78,17 @@ def supernet_train_job(
     checkpoint: str | None = None,
     cache_dir: str | None = None,
     vocab_type: str = "bpe",
+    checkpoint_root: str | None = None,
 ) -> Generator[Any, None, dict[str, Any]]:
     """Train a SuperTransformer over ``task``'s search space on ``corpus`` (a ``data.spec``
     spec) with ``config`` (``TrainConfig`` fields: lr, warm-up, budget, clipping, label
     smoothing, seed, checkpoint and evaluation intervals).
 
-    The checkpoint goes to ``checkpoint``, by default ``supernet-<task>-<hash>.pt`` beside the
-    project; a run that finds a checkpoint of the same setting resumes it, and a cancel keeps
-    it. Yields a curve point per progress report (``TrainProgress`` fields; ``valid_loss`` is
-    the largest sub-architecture's). Returns the checkpoint path, the step and the best
-    validation loss.
+    The checkpoint goes to ``checkpoint``, by default ``supernet-<task>-<hash>.pt`` in
+    ``checkpoint_dir(project, checkpoint_root)``; a run that finds a checkpoint of the same
+    setting resumes it, and a cancel keeps it. Yields a curve point per progress report
+    (``TrainProgress`` fields; ``valid_loss`` is the largest sub-architecture's). Returns the
+    checkpoint path, the step and the best validation loss.
     """
     settings = TrainConfig.from_dict(dict(config or {}))
     torch.manual_seed(settings.seed)
@@ -107,7 +98,8 @@ def supernet_train_job(
     train_batches, sets = training_data(prepared.data, prepared.vocab, settings)
     meta = _checkpoint_meta(space, prepared, settings)
     default_name = f"supernet-{prepared.task.name}-{settings_digest(meta)}.pt"
-    path = Path(checkpoint) if checkpoint else checkpoint_dir(project) / default_name
+    folder = checkpoint_dir(project, checkpoint_root)
+    path = Path(checkpoint) if checkpoint else folder / default_name
     trainer = SupernetTrainer(
         _supernet(space, prepared.vocab, settings),
         settings,
@@ -134,76 +126,6 @@ def supernet_train_job(
     }
 
 
-@job_defaults("process")
-def supernet_score_job(
-    handle: JobHandle,
-    project: Project,
-    task: str,
-    arch_ids: Sequence[str],
-    checkpoint: str,
-    corpus: Mapping[str, Any],
-    device: str = "cpu",
-    cache_dir: str | None = None,
-    bleu_sentences: int = 200,
-) -> Generator[Any, None, dict[str, dict[str, float]]]:
-    """Score architectures of ``task`` with the weights they inherit from the supernet in
-    ``checkpoint``, trained on ``corpus``: the validation loss, and the BLEU of greedy
-    translations of the first ``bleu_sentences`` validation sentences.
-
-    Both are recorded per architecture as predictions (kind ``supernet``, predictor
-    ``supernet:<checkpoint stem>@step<N>``) in the corpus' task, yielded one architecture at a
-    time, so a cancel keeps those done. Returns the scores by architecture id.
-    """
-    if bleu_sentences < 1:
-        raise ValueError(f"bleu_sentences must be at least 1, got {bleu_sentences}")
-    path = Path(checkpoint)
-    payload = _read_checkpoint(path)
-    meta = payload["meta"]
-    prepared = prepare_corpus(
-        handle, project, task, corpus, meta["vocab_size"], meta["vocab_type"], cache_dir
-    )
-    _check_corpus(path, meta, prepared)
-    settings = TrainConfig.from_dict(meta["config"])
-    model = _load_supernet(payload, prepared.vocab, settings, device)
-    archs = _fitting_architectures(project, model, arch_ids)
-    target = prepared.task.name
-    yield [
-        NewTask(prepared.task),
-        NewArchitectures(target, tuple(archs), f"scored by supernet (from {task})"),
-    ]
-    handle.progress(0.0, "preparing the validation set")
-    loss_set, bleu_set = _validation_sets(prepared, settings, bleu_sentences)
-    loss_batches = [(b.src, b.tgt_in, b.tgt_out) for b in loss_set.batches]
-    step = payload["state"]["step"]
-    predictor = f"{SUPERNET_KIND}:{path.stem}@step{step}"
-    provenance = {
-        "checkpoint": str(path.resolve()),
-        "step": step,
-        "space": meta["space"],
-        "corpus": prepared.data.name,
-        "vocab": prepared.vocab.signature,
-        "valid_sentences": sum(len(b) for b in loss_set.batches),
-        "device": device_name(device),
-    }
-    scores: dict[str, dict[str, float]] = {}
-    for done, arch in enumerate(archs):
-        handle.check_cancelled()
-        handle.progress(done / len(archs), f"scoring {arch.id} ({done + 1}/{len(archs)})")
-        loss = model.score(arch, loss_batches)
-        with model.using(arch):
-            bleu = _greedy_bleu(model, bleu_set, prepared.vocab, settings.max_len)
-        scores[arch.id] = {VALID_LOSS: loss, BLEU_VALID: bleu.score}
-        yield Predictions(
-            tuple(
-                _predictions(
-                    arch.id, target, predictor, loss, bleu, {**provenance, "time": time.time()}
-                )
-            )
-        )
-    handle.progress(1.0, f"scored {len(scores)} architectures with {predictor}")
-    return scores
-
-
 def _supernet(space: SearchSpace, vocab: Vocabulary, config: TrainConfig) -> SuperTransformer:
     return SuperTransformer(
         space,
@@ -216,7 +138,7 @@ def _supernet(space: SearchSpace, vocab: Vocabulary, config: TrainConfig) -> Sup
     )
 
 
-def _load_supernet(
+def load_supernet(
     payload: Mapping[str, Any], vocab: Vocabulary, config: TrainConfig, device: str
 ) -> SuperTransformer:
     model = _supernet(get_space(payload["meta"]["space"]), vocab, config)
@@ -240,7 +162,7 @@ def _checkpoint_meta(
     }
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
@@ -250,81 +172,6 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("meta", {}).get("kind") != SUPERNET_KIND:
         raise ValueError(f"{path}: not a supernet checkpoint (see 'nasstudio supernet train')")
     return payload
-
-
-def _check_corpus(path: Path, meta: Mapping[str, Any], prepared: PreparedCorpus) -> None:
-    """Scores mean something only on the corpus and vocabulary the supernet was trained on."""
-    for key, have in (("corpus", prepared.data.name), ("vocab", prepared.vocab.signature)):
-        if meta[key] != have:
-            raise ValueError(f"{path}: supernet trained with {key} {meta[key]!r}, not {have!r}")
-
-
-def _fitting_architectures(
-    project: Project, model: SuperTransformer, arch_ids: Sequence[str]
-) -> list[Architecture]:
-    """The architectures asked for; one the supernet cannot compute is an error up front."""
-    archs = [project.architecture(arch_id) for arch_id in arch_ids]
-    for arch in archs:
-        try:
-            with model.using(arch):
-                pass
-        except ValueError as exc:
-            raise ValueError(f"architecture {arch.id}: {exc}") from None
-    return archs
-
-
-def _validation_sets(
-    prepared: PreparedCorpus, config: TrainConfig, bleu_sentences: int
-) -> tuple[EvalSet, EvalSet]:
-    """The whole validation split for the loss; its first ``bleu_sentences`` for BLEU (in
-    corpus order, so not only the shortest ones)."""
-    pairs = prepared.data.pairs("valid")
-    encoded = encode_pairs(pairs, prepared.vocab)
-    n = bleu_sentences
-    first = EncodedPairs(encoded.src[:n], encoded.tgt[:n])
-    return eval_set(pairs, encoded, config), eval_set(pairs[:n], first, config)
-
-
-def _greedy_bleu(
-    model: SuperTransformer, data: EvalSet, vocab: Vocabulary, max_len: int
-) -> BleuScore:
-    device = model.embed.weight.device
-    hypotheses = [
-        vocab.decode(ids)
-        for src in data.sources
-        for ids in model.greedy(src.to(device), max_len=max_len)
-    ]
-    return corpus_bleu(hypotheses, data.references)
-
-
-def _predictions(
-    arch_id: str,
-    task: str,
-    predictor: str,
-    loss: float,
-    bleu: BleuScore,
-    provenance: dict[str, Any],
-) -> list[Prediction]:
-    bleu_provenance = {
-        **provenance,
-        "decoding": "greedy",
-        "sentences": bleu.sentences,
-        "sacrebleu": bleu.signature,
-    }
-    return [
-        Prediction(
-            arch_id, task, VALID_LOSS, loss, SUPERNET_KIND, predictor, provenance=provenance
-        ),
-        Prediction(
-            arch_id,
-            task,
-            BLEU_VALID,
-            bleu.score,
-            SUPERNET_KIND,
-            predictor,
-            provenance=bleu_provenance,
-        ),
-    ]
 
 
 def _describe(report: TrainProgress) -> str:
