@@ -124,3 +124,46 @@ def test_data_version_sees_commits_from_another_connection(tmp_path):
     assert reader.data_version() != before
     reader.close()
     writer.close()
+
+
+def test_another_applications_database_is_refused_and_left_as_it_was(tmp_path):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(SchemaError, match=r"not a nasstudio project.*tables notes"):
+        Project(other)
+    assert other.read_bytes() == before  # no tables added, not switched to WAL
+    text = tmp_path / "notes.txt"
+    text.write_text("just text, long enough to look like a header " * 4)
+    with pytest.raises(SchemaError, match="not a nasstudio project"):
+        Project(text)
+
+
+def test_a_new_project_carries_nasstudios_application_id(tmp_path):
+    from nasstudio.store.schema import APPLICATION_ID
+
+    path = tmp_path / "p.nasproj"
+    Project(path).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    conn.close()
+    Project(path).close()  # and opens again
+
+
+def _open_project(path):
+    Project(path).close()
+
+
+def test_processes_opening_one_new_project_at_once_all_succeed(tmp_path):
+    import multiprocessing
+
+    for attempt in range(3):
+        path = tmp_path / f"p{attempt}.nasproj"
+        with multiprocessing.get_context("spawn").Pool(4) as pool:
+            pool.map(_open_project, [path] * 4)
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        conn.close()

@@ -19,7 +19,7 @@ import pandas as pd
 from nasstudio.metrics import efficiency
 from nasstudio.space import FEATURE_NAMES, Architecture, average_features
 from nasstudio.store.owners import JobOwner, owner_alive
-from nasstudio.store.schema import migrate
+from nasstudio.store.schema import check_application, migrate
 
 ANALYTIC_SOURCE = "analytic"
 # Writes are short transactions, but a big import can hold the write lock for seconds.
@@ -124,6 +124,8 @@ class Project:
             self._conn()
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            check_application(str(self.path))
         migrate(self._conn(), str(self.path))
         self.mark_interrupted_jobs()
 
@@ -147,7 +149,7 @@ class Project:
                     check_same_thread=False,
                     timeout=_BUSY_TIMEOUT_S,
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
@@ -711,6 +713,20 @@ class Project:
         for row in rows:
             row["details"] = json.loads(row["details"])
         return rows
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode (it stays with the file). Switching needs the file to itself, and SQLite does
+    not wait for that: several processes opening a new project at once retry."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _prompt_record(row: tuple) -> dict[str, Any]:

@@ -166,6 +166,8 @@ CREATE INDEX evaluations_by_prompt ON evaluations (prompt_version);
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# SQLite's application_id of a project file ("NASP"): another program's database is refused.
+APPLICATION_ID = 0x4E415350
 
 
 class SchemaError(RuntimeError):
@@ -193,12 +195,38 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
                 raise SchemaError(f"{path}: the upgraded project breaks a foreign key")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
     finally:
         conn.execute("PRAGMA foreign_keys=ON")
+
+
+def check_application(path: str) -> None:
+    """Refuse, before anything is written to it, a file that is not a nasstudio project: not
+    SQLite at all, or another application's database. A new (empty) file is fine, and so is a
+    project of schema version 1, which had no application_id yet."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            conn.execute("BEGIN")  # one snapshot: another process may be creating the file
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{path}: not a nasstudio project ({exc})") from None
+    if app_id == APPLICATION_ID or (app_id == 0 and not tables):
+        return
+    if app_id == 0 and version == 1 and {"tasks", "architectures", "jobs"} <= tables:
+        return
+    owner = f"application_id {app_id:#x}" if app_id else f"tables {', '.join(sorted(tables))}"
+    raise SchemaError(
+        f"{path}: not a nasstudio project but another application's database ({owner})"
+    )
 
 
 def _version(conn: sqlite3.Connection, path: str) -> int:
