@@ -1,8 +1,9 @@
 """LLM-PP throughput: predictions per second against a local OpenAI-compatible server.
 
 The test server (tests/llm_server.py) answers after an artificial latency (200 ms by default),
-like a remote model would. The same prediction job runs at concurrency 1, 8 and 32 through the
-real openai client, then once more served from the answer cache:
+like a remote model would. The same prediction job (a coroutine on an event loop) runs at
+concurrency 1, 8 and 32 through the real openai client, then once more served from the answer
+cache:
   python benchmarks/bench_llm.py [--latency 0.2] [--per-slot 12]
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the server
 
 from nasstudio.jobs import JobRunner, JobState
+from nasstudio.jobs.async_executor import AsyncExecutor, background_loop
 from nasstudio.predict.llm import LLMProfile, llm_predict_job
 from nasstudio.space import get_space
 from nasstudio.store import Project
@@ -24,13 +26,13 @@ from tests.llm_server import FakeLLMServer, add_wmt_architectures
 
 
 def run(project: Project, ids: list[str], profile: LLMProfile, cache: Path) -> tuple[float, int]:
-    runner = JobRunner(project, max_workers=1)
+    # As in the CLI: the job is a coroutine on an event loop of its own thread.
+    runner = JobRunner(project, executors={"async": AsyncExecutor(background_loop())})
     start = time.perf_counter()
     job = runner.submit(
         "llm",
         "bench",
         llm_predict_job,
-        project=project,
         task="wmt14ende",
         arch_ids=ids,
         profile=profile,

@@ -122,6 +122,19 @@ def test_predict_llm_says_what_is_missing(capsys, project_path):
         "/nonexistent/p.json",
     )
     assert code == 1 and "no LLM profile 'x'" in err
+    code, _, err = run(
+        capsys,
+        "predict",
+        "llm",
+        "-p",
+        project_path,
+        "--all",
+        "--model",
+        "m",
+        "--executor",
+        "process",
+    )
+    assert code == 1 and "--executor is for torch and file work" in err
 
 
 def test_evaluate_baselines_and_an_llm_as_json(capsys, tmp_path, server):
@@ -142,6 +155,10 @@ def test_evaluate_baselines_and_an_llm_as_json(capsys, tmp_path, server):
     results = {r["predictor"]: r for r in json.loads(out)}
     assert round(results["HAT"]["mae"]["mean"], 2) == 1.14
     assert round(results["Neuron-wise MoS"]["kendall_tau"]["mean"], 2) == 0.79
+    with Project(path) as project:  # the files were imported, the scores recorded
+        rows = project.evaluations("wmt14ende")
+        assert len(rows) == 4 * 3 and {r["label"] for r in rows} == set(results)
+        assert project.count_architectures("wmt14ende") > 0
     code, out, err = run(
         capsys,
         "evaluate",
@@ -162,3 +179,8 @@ def test_evaluate_baselines_and_an_llm_as_json(capsys, tmp_path, server):
     assert code == 0, err
     assert "== wmt14ende: mean (std) over seeds 123, 456, 789" in out
     assert "HAT " in out and "[wmt14ende default]" in out and "60 requests" in out
+    with Project(path) as project:
+        rows = project.evaluations("wmt14ende")
+        prompt_rows = [r for r in rows if r["prompt_version"]]
+        assert len(rows) == 2 * 4 * 3 + 3 and [r["seed"] for r in prompt_rows] == [123, 456, 789]
+        assert {r["label"] for r in prompt_rows} == {"wmt14ende default"}

@@ -98,6 +98,9 @@ def test_queued_jobs_wait_for_their_resource_and_can_be_cancelled_before_they_st
     runner.wait(queued, timeout=10)
     assert project.job(queued).state == "cancelled"
     assert project.job(queued).started_at is None
+    deadline = time.monotonic() + 30
+    while project.job(other).state != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert project.job(other).state == "running"  # another resource has its own queue
     for job in (busy, other):
         runner.cancel(job)
@@ -179,7 +182,7 @@ def test_killing_a_worker_fails_its_job_and_the_next_job_runs(project):
 
 def test_cancel_ends_a_process_job_within_two_seconds_even_if_it_ignores_it(project, runner):
     started = threading.Event()
-    runner.subscribe(lambda e: e.kind == "partial" and started.set())
+    runner.subscribe(lambda e: e.kind == "log" and e.message == "sleeping" and started.set())
     job = runner.submit("test", "Stubborn", jobfns.ignores_cancel_job, executor="process")
     assert started.wait(60)
     asked = time.monotonic()

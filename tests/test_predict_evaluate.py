@@ -1,4 +1,5 @@
-"""The llmas evaluation protocol: scores, the paper's baseline figures, LLM-PP evaluation."""
+"""The llmas evaluation protocol: scores, the paper's baseline figures, LLM-PP evaluation and
+the evaluations recorded in the project."""
 
 import math
 
@@ -7,17 +8,22 @@ import pytest
 from scipy import stats
 
 from nasstudio.jobs import JobRunner, JobState
+from nasstudio.jobs.async_executor import AsyncExecutor, background_loop
+from nasstudio.jobs.records import write_records
 from nasstudio.predict.evaluate import (
+    SeedScores,
+    evaluate_baseline,
     evaluate_predictions,
     evaluate_stored,
-    llm_evaluate_job,
-    load_seedarchs,
+    read_seedarchs,
     score,
     seedarchs_tasks,
     stored_predictors,
 )
-from nasstudio.predict.llm import LLMProfile
-from nasstudio.store.importers import ImportFormatError
+from nasstudio.predict.llm import LLMProfile, default_prompt
+from nasstudio.predict.prompt_jobs import evaluate_prompts_job
+from nasstudio.store import KNOWN_TASKS
+from nasstudio.store.importers import LLMAS_BASELINES, ImportFormatError
 from tests.conftest import require_refdata
 from tests.llm_server import FakeLLMServer
 
@@ -52,24 +58,35 @@ def seedarchs():
 
 def test_the_paper_baseline_figures_are_reproduced(project, seedarchs):
     assert seedarchs_tasks(seedarchs) == ["wmt14ende", "wmt14enfr", "wmt19ende"]
-    benchmark = load_seedarchs(project, seedarchs, "wmt14ende")
+    benchmark = read_seedarchs(seedarchs, "wmt14ende")
     assert [s.seed for s in benchmark.splits] == [123, 456, 789]
     for split in benchmark.splits:
         assert (len(split.train_ids), len(split.test_ids)) == (10, 20)
         assert not set(split.train_ids) & set(split.test_ids)
+    assert sorted(benchmark.baselines) == sorted(PAPER_WMT14ENDE)
+    # scored from the files, and from the project once they are imported: the same figures
+    write_records(project, 0, benchmark.files)
     assert sorted(stored_predictors(project, "wmt14ende")) == sorted(PAPER_WMT14ENDE)
     for name, (mae, tau) in PAPER_WMT14ENDE.items():
-        result = evaluate_stored(project, benchmark, name)
-        assert (round(result.mean("mae"), 2), round(result.mean("kendall_tau"), 2)) == (mae, tau)
-        assert len(result.splits) == 3 and all(s.scores.n == 20 for s in result.splits)
-        assert result.std("mae") == pytest.approx(np.std(result.values("mae")))
-    # loading again (re-importing) changes nothing
-    assert load_seedarchs(project, seedarchs, "wmt14ende") == benchmark
+        for result in (
+            evaluate_baseline(benchmark, name),
+            evaluate_stored(project, benchmark, name),
+        ):
+            assert (round(result.mean("mae"), 2), round(result.mean("kendall_tau"), 2)) == (
+                mae,
+                tau,
+            )
+            assert len(result.splits) == 3 and all(s.scores.n == 20 for s in result.splits)
+            assert result.std("mae") == pytest.approx(np.std(result.values("mae")))
+    # reading again gives the same benchmark, and importing again changes nothing
+    assert read_seedarchs(seedarchs, "wmt14ende") == benchmark
+    write_records(project, 0, read_seedarchs(seedarchs, "wmt14ende").files)
     assert evaluate_stored(project, benchmark, "HAT").mean("mae") == pytest.approx(1.144, abs=1e-3)
+    assert project.count_architectures("wmt14ende") == len(benchmark.known.archs)
 
 
 def test_missing_predictions_are_counted_not_scored(project, seedarchs):
-    benchmark = load_seedarchs(project, seedarchs, "wmt14enfr")
+    benchmark = read_seedarchs(seedarchs, "wmt14enfr")
     truth = {i: 30.0 + k for k, i in enumerate(benchmark.splits[0].test_ids)}
     truth.update({i: 30.0 for s in benchmark.splits for i in s.test_ids if i not in truth})
     first = benchmark.splits[0]
@@ -80,47 +97,66 @@ def test_missing_predictions_are_counted_not_scored(project, seedarchs):
     assert result.splits[1].scores.n == 0 and len(result.splits[1].missing) == 20
     with pytest.raises(KeyError, match="no predictor 'nope'"):
         evaluate_stored(project, benchmark, "nope")
+    with pytest.raises(KeyError, match="carry no 'nope'"):
+        evaluate_baseline(benchmark, "nope")
 
 
-def test_a_bad_folder_is_named(project, tmp_path):
+def test_a_bad_folder_is_named(tmp_path):
     with pytest.raises(ImportFormatError, match="expected numbered seed folders"):
-        load_seedarchs(project, tmp_path, "wmt14ende")
+        read_seedarchs(tmp_path, "wmt14ende")
     (tmp_path / "123" / "wmt14ende").mkdir(parents=True)
     with pytest.raises(ImportFormatError, match=r"train\.jsonl: missing"):
-        load_seedarchs(project, tmp_path, "wmt14ende")
+        read_seedarchs(tmp_path, "wmt14ende")
 
 
-def test_an_llm_prompt_is_evaluated_seed_by_seed(project, seedarchs, tmp_path):
-    benchmark = load_seedarchs(project, seedarchs, "wmt14ende")
-    runner = JobRunner(project)
+def test_an_llm_prompt_is_evaluated_seed_by_seed_and_recorded(project, seedarchs, tmp_path):
+    runner = JobRunner(project, executors={"async": AsyncExecutor(background_loop())})
     events = []
     runner.subscribe(events.append)
+    prompt = default_prompt(KNOWN_TASKS["wmt14ende"])
     try:
         with FakeLLMServer() as server:
             profile = LLMProfile("t", base_url=server.base_url, model="fake", concurrency=8)
-            params = dict(project=project, benchmark=benchmark, profile=profile)
-            params["cache_path"] = str(tmp_path / "cache.sqlite")
-            job = runner.submit("evaluate", "Evaluate", llm_evaluate_job, **params)
-            result = runner.wait(job, timeout=60)
+            params = dict(folder=str(seedarchs), task="wmt14ende", profile=profile)
+            params.update(prompts=[("", prompt)], cache_path=str(tmp_path / "cache.sqlite"))
+            job = runner.submit("evaluate", "Evaluate", evaluate_prompts_job, **params)
+            *baselines, result = runner.wait(job, timeout=60)
             assert project.job(job).state == JobState.DONE
+            assert [b.predictor for b in baselines] == list(LLMAS_BASELINES)
             assert server.requests == 60 and result.usage.requests == 60
             # each request shows its seed's ten train architectures, never a test one
             for body in server.bodies:
                 assert body["messages"][1]["content"].count("\nBLEU: ") == 11
-            partials = [e.payload for e in events if e.kind == "partial"]
-            assert [p.seed for p in partials] == [123, 456, 789]
-            assert [s.scores for s in result.splits] == [p.scores for p in partials]
+            seeds = [
+                e.payload
+                for e in events
+                if e.kind == "partial" and isinstance(e.payload, SeedScores)
+            ]
+            assert [s.split.seed for s in seeds] == [123, 456, 789]  # as each seed completes
+            assert [s.scores for s in result.splits] == [s.split.scores for s in seeds]
             assert all(s.scores.n == 20 and not s.missing for s in result.splits)
-            assert result.prompt_version and result.predictor == "fake@t"
+            assert result.prompt_version == prompt.version and result.predictor == "fake@t"
             assert 0 < result.mean("mae") < 5 and -1 <= result.mean("kendall_tau") <= 1
             summary = result.as_dict()
             assert summary["mae"]["mean"] == pytest.approx(result.mean("mae"))
             assert [s["seed"] for s in summary["seeds"]] == [123, 456, 789]
-            # nothing is stored as a project prediction; a second run is served from the cache
-            assert "fake@t" not in stored_predictors(project, "wmt14ende")
+            # the folder was imported and the prompt saved; every seed's scores are recorded,
+            # but nothing is stored as a project prediction
+            assert sorted(stored_predictors(project, "wmt14ende")) == sorted(LLMAS_BASELINES)
+            assert project.prompt(prompt.version) is not None
+            rows = project.evaluations("wmt14ende", str(seedarchs.resolve()))
+            assert len(rows) == 5 * 3 and {r["job_state"] for r in rows} == {"done"}
+            mine = [r for r in rows if r["predictor"] == "fake@t"]
+            assert [(r["seed"], r["prompt_version"], r["label"]) for r in mine] == [
+                (seed, prompt.version, prompt.name) for seed in (123, 456, 789)
+            ]
+            assert [r["mae"] for r in mine] == [s.scores.mae for s in result.splits]
+            assert len(mine[0]["details"]["predictions"]) == 20
+            # a second run is served from the cache
             server.reset_counts()
-            again = runner.wait(runner.submit("evaluate", "Again", llm_evaluate_job, **params))
-            assert server.requests == 0 and again.usage.cache_hits == 60
-            assert again.mean("mae") == result.mean("mae")
+            again = runner.wait(runner.submit("evaluate", "Again", evaluate_prompts_job, **params))
+            assert server.requests == 0 and again[-1].usage.cache_hits == 60
+            assert again[-1].mean("mae") == result.mean("mae")
+            assert len(project.evaluations("wmt14ende")) == 2 * 5 * 3
     finally:
         runner.shutdown()

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from nasstudio.jobs import JobRunner, JobState
+from nasstudio.jobs.async_executor import AsyncExecutor, background_loop
+from nasstudio.jobs.records import Predictions
 from nasstudio.predict.base import Predictor, to_predictions
 from nasstudio.predict.llm import (
     LLMClient,
@@ -38,7 +40,7 @@ def server():
 
 @pytest.fixture
 def runner(project):
-    r = JobRunner(project)
+    r = JobRunner(project, executors={"async": AsyncExecutor(background_loop())})
     yield r
     r.shutdown()
 
@@ -67,7 +69,6 @@ def run_job(runner, project, ids, profile, tmp_path, **params):
         "llm",
         "LLM-PP",
         llm_predict_job,
-        project=project,
         task="wmt14ende",
         arch_ids=ids,
         profile=profile,
@@ -212,13 +213,17 @@ def test_cancel_keeps_the_predictions_already_received(project, runner, tmp_path
     project.ensure_task(KNOWN_TASKS["wmt14ende"])
     project.add_architectures("wmt14ende", archs, "test")
     first = threading.Event()
-    runner.subscribe(lambda e: e.kind == "partial" and first.set())
+
+    def on_event(event):
+        if event.kind == "partial" and isinstance(event.payload, Predictions):
+            first.set()  # predictions were recorded (the first partial result is the prompt)
+
+    runner.subscribe(on_event)
     with FakeLLMServer(delay=0.3) as server:
         job = runner.submit(
             "llm",
             "LLM-PP",
             llm_predict_job,
-            project=project,
             task="wmt14ende",
             arch_ids=[a.id for a in archs],
             profile=profile_for(server, concurrency=2),
@@ -236,6 +241,14 @@ def test_cancel_keeps_the_predictions_already_received(project, runner, tmp_path
         sent = server.requests
         time.sleep(0.5)
         assert server.requests == sent
+
+
+def test_a_job_that_cannot_start_fails_with_the_reason(project, runner, server, archs, tmp_path):
+    job, summary = run_job(runner, project, ["nope"], profile_for(server), tmp_path)
+    record = project.job(job)
+    assert summary is None and record.state == JobState.FAILED
+    assert "architecture nope is not in task 'wmt14ende'" in record.error
+    assert server.requests == 0 and record.worker.startswith("event loop in thread")
 
 
 def test_the_key_stays_out_of_the_project_and_away_from_custom_urls(

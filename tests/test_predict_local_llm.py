@@ -13,6 +13,7 @@ import httpx2 as httpx
 import pytest
 
 from nasstudio.jobs import JobRunner, JobState
+from nasstudio.jobs.async_executor import AsyncExecutor, background_loop
 from nasstudio.predict.llm import DemoSettings, LLMProfile, default_prompt, llm_predict_job
 from nasstudio.store import KNOWN_TASKS
 from tests.llm_server import add_wmt_architectures
@@ -74,13 +75,12 @@ def test_a_local_model_predicts_through_the_job(project, local_server, tmp_path)
         instructions=(), definitions="", demonstrations=DemoSettings(k=1)
     )
     profile = LLMProfile("local", base_url=local_server, model="smollm2", max_tokens=8, timeout=150)
-    runner = JobRunner(project)
+    runner = JobRunner(project, executors={"async": AsyncExecutor(background_loop())})
     try:
         job = runner.submit(
             "llm",
             "local",
             llm_predict_job,
-            project=project,
             task="wmt14ende",
             arch_ids=unmeasured,
             profile=profile,

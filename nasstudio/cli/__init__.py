@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     EXECUTION.executor = getattr(args, "executor", None)
     EXECUTION.ray_address = getattr(args, "ray_address", None)
+    EXECUTION.ray_storage = getattr(args, "ray_storage", None)
     handler = getattr(args, "handler", cmd_gui)
     try:
         return handler(args)

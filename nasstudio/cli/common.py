@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from nasstudio.jobs import JobEvent, JobRunner, JobState
+from nasstudio.jobs.async_executor import AsyncExecutor, background_loop
 from nasstudio.store import Project
 from nasstudio.store.defaults import open_project
 
@@ -85,10 +86,12 @@ class ProgressBar:
 
 @dataclass
 class Execution:
-    """Where the commands run their jobs (``--executor``, ``--ray-address``)."""
+    """Where the commands run their jobs (``--executor``, ``--ray-address``,
+    ``--ray-storage``)."""
 
     executor: str | None = None
     ray_address: str | None = None
+    ray_storage: str | None = None
 
 
 EXECUTION = Execution()
@@ -105,14 +108,21 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="Ray cluster to run jobs on with --executor ray (default: a local Ray runtime)",
     )
+    parser.add_argument(
+        "--ray-storage",
+        metavar="FOLDER",
+        help="folder every Ray node reaches, for checkpoints (default: beside the project)",
+    )
 
 
 def _runner(store: Project) -> JobRunner:
-    executors = {}
+    # LLM jobs are coroutines: they run on an event loop of the process's own, since the main
+    # thread waits for the job.
+    executors = {"async": AsyncExecutor(background_loop())}
     if EXECUTION.executor == "ray":
         from nasstudio.jobs.ray_executor import RayExecutor
 
-        executors["ray"] = RayExecutor(EXECUTION.ray_address)
+        executors["ray"] = RayExecutor(EXECUTION.ray_address, EXECUTION.ray_storage)
     return JobRunner(store, executors=executors)
 
 
@@ -126,11 +136,25 @@ def _resource(params: dict[str, Any]) -> str | None:
 
 def run_job(store: Project, kind: str, title: str, fn, **params: Any) -> Any:
     """Run a job in the foreground with a progress bar; Ctrl+C cancels it cleanly."""
+    return _foreground(
+        store,
+        title,
+        lambda runner: runner.submit(
+            kind, title, fn, executor=EXECUTION.executor, resource=_resource(params), **params
+        ),
+    )
+
+
+def rerun_job(store: Project, job_id: int) -> Any:
+    """Run a job of the project again (same function and parameters) in the foreground."""
+    title = store.job(job_id).title
+    return _foreground(store, title, lambda runner: runner.rerun(job_id))
+
+
+def _foreground(store: Project, title: str, start) -> Any:
     runner = _runner(store)
     runner.subscribe(ProgressBar())
-    job_id = runner.submit(
-        kind, title, fn, executor=EXECUTION.executor, resource=_resource(params), **params
-    )
+    job_id = start(runner)
     try:
         result = runner.wait(job_id)
     except KeyboardInterrupt:

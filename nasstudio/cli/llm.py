@@ -6,6 +6,7 @@ import argparse
 import json
 
 from nasstudio.cli.common import (
+    EXECUTION,
     CliError,
     open_from_args,
     resolve_task,
@@ -55,14 +56,15 @@ def _llm_profile(args: argparse.Namespace, required: bool):
     return None
 
 
-def _llm_prompt(project: Project, task: str, args: argparse.Namespace):
-    """The task's current prompt (or --prompt-version), with demonstration and example flags."""
+def _llm_prompt(project: Project, task: str, args: argparse.Namespace, default=None):
+    """The task's current prompt (or --prompt-version, or ``default`` for a task the project
+    does not have yet), with demonstration and example flags."""
     from dataclasses import replace
 
     from nasstudio.predict.llm.prompt import current_prompt, load_prompt, read_example_pairs
 
     prompt = load_prompt(project, args.prompt_version) if args.prompt_version else None
-    prompt = prompt or current_prompt(project, task)
+    prompt = prompt or default or current_prompt(project, task)
     if prompt.task != task:
         raise CliError(f"prompt {args.prompt_version} belongs to task '{prompt.task}', not {task}")
     demos = {k: getattr(args, k) for k in ("k", "strategy", "seed") if getattr(args, k) is not None}
@@ -119,6 +121,7 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
 
     from nasstudio.predict.llm import llm_predict_job
 
+    _check_executor()
     project = open_from_args(args)
     task = resolve_task(project, args.task)
     profile = _llm_profile(args, required=True)
@@ -157,15 +160,12 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from nasstudio.predict.evaluate import (
-        evaluate_stored,
-        llm_evaluate_job,
-        load_seedarchs,
-        seedarchs_tasks,
-    )
-    from nasstudio.predict.llm.prompt import ablation_variants
-    from nasstudio.store.importers import LLMAS_BASELINES
+    from nasstudio.predict.evaluate import seedarchs_tasks
+    from nasstudio.predict.llm.prompt import ablation_variants, default_prompt
+    from nasstudio.predict.prompt_jobs import evaluate_prompts_job
+    from nasstudio.store.importers import LLMAS_BASELINES, task_for
 
+    _check_executor()
     project = open_from_args(args)
     tasks = args.task or seedarchs_tasks(args.seedarchs)
     if not tasks:
@@ -175,32 +175,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError("--ablations evaluates LLM prompts: say which LLM (--profile or --model)")
     results = []
     for task in tasks:
-        benchmark = load_seedarchs(project, args.seedarchs, task)
         names = list(args.predictor or [])
         if args.baselines or not (names or profile):
             names += [n for n in LLMAS_BASELINES if n not in names]
-        results += [evaluate_stored(project, benchmark, name) for name in names]
-        if profile is None:
-            continue
-        prompt = _llm_prompt(project, task, args)
-        variants = [("", prompt)] + (ablation_variants(prompt) if args.ablations else [])
-        for label, variant in variants:
-            result = run_job(
-                project,
-                "evaluate-llm",
-                f"Evaluate {profile.predictor_name} on {task}" + (f" ({label})" if label else ""),
-                llm_evaluate_job,
-                project=project,
-                benchmark=benchmark,
-                profile=profile,
-                prompt=variant,
-                samples=args.samples,
-                cache_path=args.cache,
-                use_cache=not args.no_cache,
-            )
-            if result is None:
-                return 1
-            results.append(result)
+        prompts = []
+        if profile is not None:
+            # The job imports the task; until then its prompt is the default one.
+            default = None if project.task(task) else default_prompt(task_for(task))
+            prompt = _llm_prompt(project, task, args, default)
+            prompts = [("", prompt)] + (ablation_variants(prompt) if args.ablations else [])
+        evaluated = run_job(
+            project,
+            "evaluate-llm" if prompts else "evaluate",
+            f"Evaluate on {task}" + (f" with {profile.predictor_name}" if prompts else ""),
+            evaluate_prompts_job,
+            folder=args.seedarchs,
+            task=task,
+            profile=profile,
+            prompts=prompts,
+            predictors=names,
+            samples=args.samples,
+            cache_path=args.cache,
+            use_cache=not args.no_cache,
+        )
+        if evaluated is None:
+            return 1
+        results += evaluated
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
         return 0
@@ -217,7 +217,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{name[:44]:<44} {cells[0]:>12} {cells[1]:>12} {cells[2]:>13}")
             if r.usage is not None:
                 print(f"{'':<44} {r.usage.requests} requests, cost {r.usage.cost:.4f}")
+    print(f"recorded in {project.path} (the GUI's Evaluation tab shows them)")
     return 0
+
+
+def _check_executor() -> None:
+    if EXECUTION.executor is not None:
+        raise CliError(
+            "LLM requests run as coroutines on an event loop: --executor is for torch and file work"
+        )
 
 
 def _add_prompt_options(p: argparse.ArgumentParser, task: bool = True) -> None:
@@ -307,7 +315,7 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
         "evaluate",
         cmd_evaluate,
         "score predictors with the llmas seed-architecture protocol (MAE, Kendall tau, "
-        "Spearman rho; mean and std over seeds)",
+        "Spearman rho; mean and std over seeds) and record the scores in the project",
     )
     p.add_argument(
         "--seedarchs",

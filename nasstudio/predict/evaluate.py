@@ -7,38 +7,31 @@ tau-b and Spearman's rho (scipy.stats, which scikit-learn already brings), and r
 mean and population standard deviation over seeds. Tau-b is the variant that reproduces the
 paper's baseline figures.
 
-Stored predictors (such as the four supernet baselines that the llmas files carry) are scored
-from the project; an LLM prompt is scored by ``llm_evaluate_job``, which predicts each seed's test
-architectures with that seed's train architectures as the demonstrations.
+The files are the benchmark: they carry the architectures, their GFLOPs and BLEU, and the four
+supernet baselines' predictions, so scoring needs nothing from the project (a job can import
+them and score them in one go). An LLM prompt is scored by ``evaluate_prompt``, which predicts
+each seed's test architectures with that seed's train architectures as the demonstrations.
+Each seed's scores are recorded in the project as ``SeedScores``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
-from collections.abc import AsyncIterator, Generator, Mapping, Sequence
-from contextlib import closing
-from dataclasses import asdict, dataclass, replace
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from nasstudio.jobs import JobHandle
-from nasstudio.predict.llm.cache import ResponseCache
-from nasstudio.predict.llm.client import LLMClient, LLMProfile, Usage
-from nasstudio.predict.llm.job import (
-    LLMPrediction,
-    TaskArchitectures,
-    predict_stream,
-    stream_batches,
-)
-from nasstudio.predict.llm.prompt import Prompt, current_prompt, save_prompt
-from nasstudio.space import parse_arch_info
-from nasstudio.store import BLEU_VALID, Project
-from nasstudio.store.importers import ImportFormatError, import_files
+from nasstudio.metrics import efficiency
+from nasstudio.predict.llm.client import LLMClient, Usage
+from nasstudio.predict.llm.job import LLMPrediction, TaskArchitectures, predict_stream
+from nasstudio.predict.llm.prompt import Prompt
+from nasstudio.store import BLEU_VALID, GFLOPS, Project
+from nasstudio.store.importers import ImportFormatError, LlmasFile, read_llmas
 
 METRICS = ("mae", "kendall_tau", "spearman_rho")
 METRIC_LABELS = {"mae": "MAE", "kendall_tau": "Kendall tau", "spearman_rho": "Spearman rho"}
@@ -56,11 +49,16 @@ class Split:
 
 @dataclass(frozen=True, slots=True)
 class SeedArchs:
-    """The splits of one task in a seedarchs folder."""
+    """The splits of one task in a seedarchs folder, with what its files say of the
+    architectures: GFLOPs and measured BLEU (``known``) and the baselines' predicted BLEU
+    (predictor -> arch id -> value). ``files`` are the files read, as records to import."""
 
     task: str
     folder: str
     splits: tuple[Split, ...]
+    known: TaskArchitectures
+    baselines: Mapping[str, Mapping[str, float]]
+    files: tuple[LlmasFile, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +165,9 @@ def seedarchs_tasks(folder: str | Path) -> list[str]:
     return sorted(set.intersection(*tasks)) if tasks else []
 
 
-def load_seedarchs(project: Project, folder: str | Path, task: str) -> SeedArchs:
-    """Import ``folder``'s files of ``task`` into the project (re-importing changes nothing)
-    and read its splits."""
-    folder = Path(folder)
+def read_seedarchs(folder: str | Path, task: str) -> SeedArchs:
+    """Read and check ``folder``'s files of ``task``; nothing is written anywhere."""
+    folder = Path(folder).expanduser().resolve()
     seeds = _seed_dirs(folder)
     if not seeds:
         raise ImportFormatError(folder, None, "expected numbered seed folders (e.g. 123/)")
@@ -178,16 +175,30 @@ def load_seedarchs(project: Project, folder: str | Path, task: str) -> SeedArchs
     absent = [p for p in paths if not p.is_file()]
     if absent:
         raise ImportFormatError(absent[0], None, f"missing: every seed needs {SPLIT_FILES}")
-    import_files(project, paths, task=task)
+    files = [read_llmas(path, task) for path in paths]
+    ids = [tuple(r.arch.id for r in file.records) for file in files]
     splits = tuple(
-        Split(
-            int(seed.name),
-            _arch_ids(seed / task / "train.jsonl"),
-            _arch_ids(seed / task / "test.jsonl"),
-        )
-        for seed in seeds
+        Split(int(seed.name), ids[2 * i], ids[2 * i + 1]) for i, seed in enumerate(seeds)
     )
-    return SeedArchs(task, str(folder), splits)
+    archs, gflops, bleu = {}, {}, {}
+    baselines: dict[str, dict[str, float]] = {}
+    for file in files:
+        for record in file.records:
+            arch_id = record.arch.id
+            measured = {
+                metric: value for metric, value, device in record.measurements if not device
+            }
+            archs[arch_id] = record.arch
+            gflops[arch_id] = (
+                measured.get(GFLOPS) or efficiency(record.arch, file.spec.vocab_size).gflops
+            )
+            if BLEU_VALID in measured:
+                bleu[arch_id] = measured[BLEU_VALID]
+            for predictor, metric, value in record.predictions:
+                if metric == BLEU_VALID:
+                    baselines.setdefault(predictor, {})[arch_id] = value
+    known = TaskArchitectures(task, archs, gflops, bleu)
+    return SeedArchs(task, str(folder), splits, known, baselines, tuple(files))
 
 
 def _seed_dirs(folder: Path) -> list[Path]:
@@ -195,15 +206,6 @@ def _seed_dirs(folder: Path) -> list[Path]:
         raise ImportFormatError(folder, None, "not a folder")
     return sorted(
         (p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
-    )
-
-
-def _arch_ids(path: Path) -> tuple[str, ...]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return tuple(
-        parse_arch_info(json.loads(line)["scratch"]["arch_info"]).id
-        for line in lines
-        if line.strip()
     )
 
 
@@ -232,6 +234,17 @@ def evaluate_predictions(
     return EvaluationResult(benchmark.task, predictor, tuple(results))
 
 
+def evaluate_baseline(benchmark: SeedArchs, predictor: str) -> EvaluationResult:
+    """Score a baseline whose predictions the files carry (the same for every seed)."""
+    if predictor not in benchmark.baselines:
+        known = sorted(benchmark.baselines)
+        raise KeyError(f"the files of {benchmark.task} carry no '{predictor}'; they have {known}")
+    values = benchmark.baselines[predictor]
+    return evaluate_predictions(
+        benchmark, benchmark.known.bleu, {s.seed: values for s in benchmark.splits}, predictor
+    )
+
+
 def stored_predictors(project: Project, task: str, metric: str = BLEU_VALID) -> list[str]:
     """Names of the predictors with stored ``metric`` predictions for ``task``."""
     prefix = f"pred:{metric}@"
@@ -243,95 +256,72 @@ def stored_predictors(project: Project, task: str, metric: str = BLEU_VALID) -> 
 def evaluate_stored(
     project: Project, benchmark: SeedArchs, predictor: str, metric: str = BLEU_VALID
 ) -> EvaluationResult:
-    """Score the latest stored predictions of ``predictor`` (the same for every seed)."""
-    table = project.table(benchmark.task)
+    """Score the latest predictions of ``predictor`` stored in the project (the same for every
+    seed) against the files' BLEU."""
+    table = project.table(benchmark.task) if project.task(benchmark.task) else None
     column = f"pred:{metric}@{predictor}"
-    if column not in table.columns:
-        known = stored_predictors(project, benchmark.task, metric)
+    if table is None or column not in table.columns:
+        known = stored_predictors(project, benchmark.task, metric) if table is not None else []
         raise KeyError(f"no predictor '{predictor}' for {benchmark.task}; stored are {known}")
     values = table[column].dropna().astype(float).to_dict()
-    truth = TaskArchitectures.load(project, benchmark.task).bleu
     return evaluate_predictions(
-        benchmark, truth, {s.seed: values for s in benchmark.splits}, predictor
+        benchmark, benchmark.known.bleu, {s.seed: values for s in benchmark.splits}, predictor
     )
 
 
-def llm_evaluate_job(
-    handle: JobHandle,
-    project: Project,
+async def evaluate_prompt(
+    client: LLMClient,
     benchmark: SeedArchs,
-    profile: LLMProfile,
-    prompt: Prompt | None = None,
+    prompt: Prompt,
     samples: int = 1,
-    cache_path: str | Path | None = None,
-    use_cache: bool = True,
-    retry_base_delay: float = 1.0,
-) -> Generator[SplitResult, None, EvaluationResult]:
-    """Evaluate an LLM prompt: each seed's test architectures predicted with that seed's train
-    architectures as demonstrations. Yields each seed's result as it completes. The predictions
-    are not stored as project predictions (they differ by seed); the cache keeps the answers."""
-    known = TaskArchitectures.load(project, benchmark.task)
-    prompt = prompt or current_prompt(project, benchmark.task)
-    version = save_prompt(project, prompt)
-    cache = ResponseCache(cache_path) if use_cache else None
-    client = LLMClient(profile, cache, handle.log, retry_base_delay=retry_base_delay)
-    work = [
-        (s.seed, known.queries(s.test_ids), known.demonstrations(s.train_ids))
-        for s in benchmark.splits
-    ]
-    total = sum(len(queries) for _, queries, _ in work)
-    handle.log(
-        f"evaluating prompt {version} ({prompt.name}) with {profile.model} at {profile.base_url} "
-        f"on {benchmark.task}: {len(work)} seeds, {total} predictions"
-    )
-
-    async def stream() -> AsyncIterator[tuple[int, LLMPrediction]]:
-        async with client:
-            for seed, queries, pool in work:
-                async for result in predict_stream(client, prompt, queries, pool, samples):
-                    yield seed, result
-
-    predictions: dict[int, dict[str, float]] = {seed: {} for seed, _, _ in work}
-    received = {seed: 0 for seed, _, _ in work}
-    expected = {seed: len(queries) for seed, queries, _ in work}
-    done = 0
-    try:
-        with closing(stream_batches(handle, stream)) as batches:
-            for batch in batches:
-                for seed, result in batch:
-                    received[seed] += 1
-                    if result.ok:
-                        predictions[seed][result.arch_id] = result.value
-                    else:
-                        handle.log(f"seed {seed}, {result.arch_id}: no prediction: {result.error}")
-                done += len(batch)
-                handle.progress(
-                    done / max(total, 1), f"{done}/{total} predicted, cost {client.usage.cost:.4f}"
-                )
-                for seed in {seed for seed, _ in batch}:
-                    if received[seed] == expected[seed]:
-                        yield _split_result(benchmark, known.bleu, predictions, profile, seed)
-    finally:
-        if cache is not None:
-            cache.close()
-    result = replace(
-        evaluate_predictions(benchmark, known.bleu, predictions, profile.predictor_name),
-        prompt_version=version,
-        usage=client.usage,
-        prompt_name=prompt.name,
-    )
-    handle.log(f"{profile.predictor_name} on {benchmark.task}: {result.describe()}")
-    return result
+    heard: Callable[[int, LLMPrediction], None] | None = None,
+) -> AsyncIterator[SplitResult]:
+    """Score ``prompt`` seed by seed, each seed's test architectures predicted with its train
+    architectures as the demonstrations; yields each seed's result once it is complete.
+    ``heard(seed, result)`` is told of each prediction as it arrives."""
+    known = benchmark.known
+    for split in benchmark.splits:
+        queries, pool = known.queries(split.test_ids), known.demonstrations(split.train_ids)
+        predicted: dict[str, float] = {}
+        async for result in predict_stream(client, prompt, queries, pool, samples):
+            if heard is not None:
+                heard(split.seed, result)
+            if result.ok:
+                predicted[result.arch_id] = result.value
+        one_seed = SeedArchs(benchmark.task, benchmark.folder, (split,), known, {})
+        name = client.profile.predictor_name
+        yield evaluate_predictions(one_seed, known.bleu, {split.seed: predicted}, name).splits[0]
 
 
-def _split_result(
-    benchmark: SeedArchs,
-    truth: Mapping[str, float],
-    predictions: Mapping[int, Mapping[str, float]],
-    profile: LLMProfile,
-    seed: int,
-) -> SplitResult:
-    one_seed = SeedArchs(
-        benchmark.task, benchmark.folder, tuple(s for s in benchmark.splits if s.seed == seed)
-    )
-    return evaluate_predictions(one_seed, truth, predictions, profile.predictor_name).splits[0]
+@dataclass(frozen=True, slots=True)
+class SeedScores:
+    """One seed's scores of a predictor on a benchmark (for an LLM prompt, of one variant of
+    it), as a record (``jobs.records``): the runner adds it to the project's evaluations."""
+
+    task: str
+    benchmark: str  # the seedarchs folder
+    predictor: str
+    label: str  # what it is shown as: a baseline's or a prompt's name, or the variant
+    split: SplitResult
+    prompt_version: str | None = None
+    variant: str = ""  # the prompt's ablation; '' for the prompt itself
+
+    def write(self, project: Project, job_id: int) -> tuple[str, ...]:
+        scores = self.split.scores
+        row = {
+            "task": self.task,
+            "benchmark": self.benchmark,
+            "label": self.label,
+            "predictor": self.predictor,
+            "prompt_version": self.prompt_version,
+            "variant": self.variant,
+            "seed": self.split.seed,
+            "n": scores.n,
+            **{m: _json_float(getattr(scores, m)) for m in METRICS},
+            "details": {
+                "missing": list(self.split.missing),
+                "predictions": dict(self.split.predictions),
+            },
+        }
+        project.add_evaluations([row], job_id)
+        return ()

@@ -1,25 +1,40 @@
-"""Prompt work of the workbench, as plain functions that run off the caller's thread: evaluating
-stored baselines and one or more prompts on a seedarchs folder in one job, and the
-one-request connection check of an LLM profile."""
+"""Prompt work of the workbench, as coroutines on the app's event loop: one job that imports a
+seedarchs folder and scores stored predictors and any number of prompts on it (the CLI's
+``evaluate`` and the GUI's Evaluate and ablations), and the one-request connection check of an
+LLM profile."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from nasstudio.jobs import JobHandle
+from nasstudio.jobs.async_executor import Returned
+from nasstudio.jobs.model import job_defaults
 from nasstudio.predict.evaluate import (
     EvaluationResult,
+    SeedScores,
     SplitResult,
+    evaluate_baseline,
+    evaluate_prompt,
     evaluate_stored,
-    llm_evaluate_job,
-    load_seedarchs,
-    stored_predictors,
+    read_seedarchs,
 )
-from nasstudio.predict.llm import LLMClient, LLMProfile, LLMRequestError, ProfileError, Prompt
+from nasstudio.predict.llm import (
+    LLMClient,
+    LLMPrediction,
+    LLMProfile,
+    LLMRequestError,
+    NewPrompt,
+    ProfileError,
+    Prompt,
+    ResponseCache,
+    Usage,
+)
 from nasstudio.store import Project
 from nasstudio.store.importers import LLMAS_BASELINES
 
@@ -30,88 +45,100 @@ PING_MESSAGES = [
 PING_TIMEOUT_S = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class EvaluationUpdate:
-    """A partial result of ``evaluate_prompts_job``: a stored baseline's whole result, or one
-    seed of a prompt's evaluation."""
-
-    label: str
-    predictor: str
-    result: EvaluationResult | None = None
-    split: SplitResult | None = None
-    version: str | None = None
-
-
-class _PartHandle:
-    """The handle one of several evaluations in a row sees: its progress fills its share of the
-    job's bar and its messages say which part is running."""
-
-    def __init__(self, handle: JobHandle, index: int, count: int, label: str) -> None:
-        self._handle, self._index, self._count = handle, index, count
-        self._prefix = f"{label} ({index + 1}/{count}): " if count > 1 else ""
-
-    def progress(self, fraction: float, message: str | None = None) -> None:
-        text = None if message is None else self._prefix + message
-        self._handle.progress((self._index + fraction) / self._count, text)
-
-    def log(self, line: str) -> None:
-        self._handle.log(self._prefix + line)
-
-    def check_cancelled(self) -> None:
-        self._handle.check_cancelled()
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._handle.cancel_requested
-
-
-def _relabelled(
-    inner: Generator[SplitResult, None, EvaluationResult],
-    wrap: Callable[[SplitResult], EvaluationUpdate],
-) -> Generator[EvaluationUpdate, None, EvaluationResult]:
-    """Yield ``wrap(item)`` for what ``inner`` yields and return what it returns."""
-    try:
-        while True:
-            try:
-                item = next(inner)
-            except StopIteration as stop:
-                return stop.value
-            yield wrap(item)
-    finally:
-        inner.close()  # a cancel closes this generator: close the inner one (its cache) now
-
-
-def evaluate_prompts_job(
+@job_defaults("async")
+async def evaluate_prompts_job(
     handle: JobHandle,
     project: Project,
     folder: str,
     task: str,
-    profile: LLMProfile,
-    prompts: Sequence[tuple[str, Prompt]],
-    baselines: bool = True,
+    profile: LLMProfile | None = None,
+    prompts: Sequence[tuple[str, Prompt]] = (),
+    predictors: Sequence[str] = LLMAS_BASELINES,
+    samples: int = 1,
     cache_path: str | Path | None = None,
-) -> Generator[EvaluationUpdate, None, list[tuple[str, EvaluationResult]]]:
-    """Score the llmas baselines stored for ``task`` and then each labelled prompt on the
-    seedarchs ``folder`` (imported into the project first; importing again changes nothing)."""
+    use_cache: bool = True,
+    retry_base_delay: float = 1.0,
+) -> AsyncIterator[Any]:
+    """Score stored ``predictors`` and then each prompt on ``task`` of the seedarchs ``folder``
+    and record every seed's scores (``SeedScores``); yields ``Returned`` with the results last.
+
+    The folder's files are imported into the project first (importing again changes nothing).
+    A baseline the files carry is scored from them, and one they lack is skipped; any other
+    predictor is scored from its predictions in the project. ``prompts`` are (variant, prompt)
+    pairs: the variant names an ablation, '' the prompt itself; they need ``profile``.
+    """
     handle.progress(0.0, f"reading {Path(folder).name}/…/{task}")
-    benchmark = load_seedarchs(project, folder, task)
-    if baselines:
-        stored = set(stored_predictors(project, task))
-        for name in (n for n in LLMAS_BASELINES if n in stored):
-            yield EvaluationUpdate(name, name, result=evaluate_stored(project, benchmark, name))
-    results = []
-    for index, (label, prompt) in enumerate(prompts):
-        version = prompt.version
-        part = _PartHandle(handle, index, len(prompts), label)
-        inner = llm_evaluate_job(part, project, benchmark, profile, prompt, cache_path=cache_path)
-        result = yield from _relabelled(
-            inner,
-            lambda split, label=label, version=version: EvaluationUpdate(
-                label, profile.predictor_name, split=split, version=version
-            ),
+    benchmark = read_seedarchs(folder, task)
+    yield list(benchmark.files)
+    results: list[EvaluationResult] = []
+    for name in predictors:
+        if name in benchmark.baselines:
+            result = evaluate_baseline(benchmark, name)
+        elif name in LLMAS_BASELINES:
+            continue
+        else:  # from the project's table, which may be big: not on the event loop
+            result = await asyncio.to_thread(evaluate_stored, project, benchmark, name)
+        results.append(result)
+        yield [SeedScores(task, benchmark.folder, name, name, split) for split in result.splits]
+    if prompts and profile is None:
+        raise ValueError("evaluating prompts needs an LLM profile")
+    per_prompt = sum(len(split.test_ids) for split in benchmark.splits)
+    total = per_prompt * len(prompts)
+    cache = ResponseCache(cache_path) if use_cache and prompts else None
+    try:
+        for index, (variant, prompt) in enumerate(prompts):
+            label = variant or prompt.name
+            prefix = f"{label} ({index + 1}/{len(prompts)}): " if len(prompts) > 1 else ""
+            version = prompt.version
+            yield NewPrompt(prompt)
+            handle.log(
+                f"{prefix}evaluating prompt {version} ({prompt.name}) with {profile.model} at "
+                f"{profile.base_url} on {task}: {len(benchmark.splits)} seeds, "
+                f"{per_prompt} predictions"
+            )
+            client = LLMClient(profile, cache, handle.log, retry_base_delay)
+            heard = _reporter(handle, prefix, index * per_prompt, per_prompt, total, client.usage)
+            splits: list[SplitResult] = []
+            async with client:
+                async for split in evaluate_prompt(client, benchmark, prompt, samples, heard):
+                    splits.append(split)
+                    yield SeedScores(
+                        task,
+                        benchmark.folder,
+                        profile.predictor_name,
+                        label,
+                        split,
+                        version,
+                        variant,
+                    )
+            result = EvaluationResult(
+                task, profile.predictor_name, tuple(splits), version, client.usage, prompt.name
+            )
+            handle.log(f"{prefix}{profile.predictor_name} on {task}: {result.describe()}")
+            results.append(result)
+    finally:
+        if cache is not None:
+            cache.close()
+    yield Returned(results)
+
+
+def _reporter(
+    handle: JobHandle, prefix: str, start: int, count: int, total: int, usage: Usage
+) -> Callable[[int, LLMPrediction], None]:
+    """What hears each prediction of one prompt's ``count``: a failure is logged, and the
+    job's progress counts it after the ``start`` of earlier prompts."""
+    done = 0
+
+    def heard(seed: int, result: LLMPrediction) -> None:
+        nonlocal done
+        done += 1
+        if not result.ok:
+            handle.log(f"{prefix}seed {seed}, {result.arch_id}: no prediction: {result.error}")
+        handle.progress(
+            (start + done) / total, f"{prefix}{done}/{count} predicted, cost {usage.cost:.4f}"
         )
-        results.append((label, result))
-    return results
+
+    return heard
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +147,14 @@ class ConnectionCheck:
     message: str
 
 
-def check_connection(profile: LLMProfile) -> ConnectionCheck:
+async def check_connection(profile: LLMProfile) -> ConnectionCheck:
     """Send one tiny request with ``profile`` (no retries, a short timeout, no cache) and say
-    what came back or what went wrong. Blocks: call it off the GUI thread."""
+    what came back or what went wrong."""
     quick = replace(profile, max_retries=0, timeout=min(profile.timeout, PING_TIMEOUT_S))
-
-    async def ask() -> str:
-        async with LLMClient(quick) as client:
-            return (await client.complete(PING_MESSAGES)).text
-
     start = time.perf_counter()
     try:
-        answer = asyncio.run(ask())
+        async with LLMClient(quick) as client:
+            answer = (await client.complete(PING_MESSAGES)).text
     except (LLMRequestError, ProfileError) as exc:
         return ConnectionCheck(False, f"Connection failed: {exc}")
     elapsed = time.perf_counter() - start

@@ -1,7 +1,7 @@
 """LLM-PP: an LLM, prompted with demonstrations of trained architectures, predicts BLEU.
 
 prompt (sections, rendering, versions), client (profiles, keys, retries, cost), parser,
-cache (SQLite), job (the async core, a Predictor and the background job).
+cache (SQLite), job (the async core, a Predictor and the prediction job).
 """
 
 from nasstudio.predict.llm.cache import ResponseCache
@@ -19,7 +19,6 @@ from nasstudio.predict.llm.job import (
     LLMPredictor,
     TaskArchitectures,
     llm_predict_job,
-    predict_async,
     predict_stream,
 )
 from nasstudio.predict.llm.parser import ParsedAnswer, parse_bleu
@@ -27,6 +26,7 @@ from nasstudio.predict.llm.prompt import (
     Demonstration,
     DemoSettings,
     DemoStrategy,
+    NewPrompt,
     Prompt,
     PromptError,
     PromptSections,
@@ -47,6 +47,7 @@ __all__ = [
     "LLMPredictor",
     "LLMProfile",
     "LLMRequestError",
+    "NewPrompt",
     "ParsedAnswer",
     "ProfileError",
     "ProfileStore",
@@ -62,7 +63,6 @@ __all__ = [
     "llm_predict_job",
     "load_prompt",
     "parse_bleu",
-    "predict_async",
     "predict_stream",
     "save_prompt",
 ]

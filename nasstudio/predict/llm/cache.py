@@ -63,6 +63,9 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # A cache: losing the last answers to a power cut costs a request again, and no commit
+        # waits for the disk on the event loop that asks.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(_SCHEMA)
 
     def get(self, key: str) -> CachedAnswer | None:

@@ -1,16 +1,15 @@
-"""LLM-PP predictions: the reusable async core, a Predictor, and the background job.
+"""LLM-PP predictions: the async core, a Predictor, and the prediction job, all plain asyncio.
 
-``predict_stream`` / ``predict_async`` are plain asyncio (the GUI can await them under qasync).
-``llm_predict_job`` is a job function for the JobRunner: it drives the same core on an event loop
-of its own in the job's worker thread, records each prediction as it arrives, yields them in
-batches, and stops within a fraction of a second of a cancel, keeping what was recorded.
+``llm_predict_job`` is an async-generator job (``jobs.async_executor``): it runs as a coroutine
+on the app's event loop (qasync's, in the GUI), yields the predictions in batches as they arrive
+for the runner to record, and a cancel drops the requests in flight while what was recorded
+stays.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from contextlib import closing, suppress
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,8 +17,11 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from nasstudio.jobs import JobHandle
+from nasstudio.jobs.async_executor import Returned
+from nasstudio.jobs.model import job_defaults
+from nasstudio.jobs.records import Predictions
 from nasstudio.metrics import efficiency
-from nasstudio.predict.base import PredictionResult
+from nasstudio.predict.base import PredictionResult, to_predictions
 from nasstudio.predict.llm.cache import ResponseCache
 from nasstudio.predict.llm.client import (
     Completion,
@@ -29,14 +31,14 @@ from nasstudio.predict.llm.client import (
     Usage,
 )
 from nasstudio.predict.llm.parser import parse_bleu, summarise
-from nasstudio.predict.llm.prompt import Demonstration, Prompt, current_prompt, save_prompt
+from nasstudio.predict.llm.prompt import Demonstration, NewPrompt, Prompt, current_prompt
 from nasstudio.space import Architecture
-from nasstudio.store import BLEU_VALID, GFLOPS, Prediction, Project
+from nasstudio.store import BLEU_VALID, GFLOPS, Project
 
 LLM_KIND = "llm"
 BLEU_RANGE = (0.0, 100.0)
-# How often the job wakes to hand over results and look for a cancel request.
-_POLL_S = 0.2
+# Predictions arriving closer together than this are recorded together, in one transaction.
+BATCH_S = 0.2
 T = TypeVar("T")
 
 
@@ -88,30 +90,58 @@ async def predict_stream(
                 raise outcome
         return _result(query.arch.id, client.profile, outcomes, bleu_range)
 
-    tasks = [asyncio.ensure_future(one(q)) for q in queries]
+    # Queries start a few more than the client lets through at a time, not all at once: each
+    # renders its prompt when it starts, and thousands at once would hold up the event loop.
+    window = 2 * client.profile.concurrency
+    waiting = iter(queries)
+    running: set[asyncio.Task] = set()
     try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
+        while True:
+            while len(running) < window and (query := next(waiting, None)) is not None:
+                running.add(asyncio.ensure_future(one(query)))
+            if not running:
+                return
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
     finally:
-        for task in tasks:
+        for task in running:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
 
 
-async def predict_async(
-    client: LLMClient,
-    prompt: Prompt,
-    queries: Sequence[Demonstration],
-    pool: Sequence[Demonstration],
-    samples: int = 1,
-    bleu_range: tuple[float, float] = BLEU_RANGE,
-) -> list[LLMPrediction]:
-    """All predictions, in the order of ``queries``."""
-    by_id = {
-        r.arch_id: r
-        async for r in predict_stream(client, prompt, queries, pool, samples, bleu_range)
-    }
-    return [by_id[q.arch.id] for q in queries]
+async def batched(items: AsyncIterator[T], interval: float = BATCH_S) -> AsyncIterator[list[T]]:
+    """What ``items`` produces, in lists: the first item at once, then at most one list every
+    ``interval`` seconds. Closing this iterator cancels ``items``."""
+    loop = asyncio.get_running_loop()
+    inbox: list[T] = []
+    arrived = asyncio.Event()
+
+    async def pump() -> None:
+        try:
+            async for item in items:
+                inbox.append(item)
+                arrived.set()
+        finally:
+            arrived.set()
+
+    task = asyncio.ensure_future(pump())
+    last = -interval
+    try:
+        while not task.done() or inbox:
+            await arrived.wait()
+            arrived.clear()
+            if (wait := last + interval - loop.time()) > 0:
+                await asyncio.wait([task], timeout=wait)  # gather more, unless all arrived
+            if inbox:
+                last = loop.time()
+                batch = inbox[:]
+                inbox.clear()
+                yield batch
+        task.result()  # raises what ``items`` raised
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _result(
@@ -165,7 +195,8 @@ def _result(
 
 class LLMPredictor:
     """The Predictor protocol over LLM-PP: a profile, a prompt and a pool of demonstrations.
-    GFLOPS of the queried architectures are computed for the task's vocabulary."""
+    A queried architecture's GFLOPS come from ``gflops`` (its id to the value the project
+    shows), else are computed for the task's vocabulary."""
 
     kind = LLM_KIND
     metric = BLEU_VALID
@@ -179,66 +210,44 @@ class LLMPredictor:
         samples: int = 1,
         cache: ResponseCache | None = None,
         log: Callable[[str], None] | None = None,
+        gflops: Mapping[str, float] | None = None,
+        retry_base_delay: float = 1.0,
     ) -> None:
         self.profile, self.prompt, self.pool = profile, prompt, list(pool)
         self.vocab_size, self.samples = vocab_size, samples
         self.cache, self.log = cache, log
+        self.gflops = gflops or {}
+        self.retry_base_delay = retry_base_delay
         self.usage = Usage()
 
     @property
     def name(self) -> str:
         return self.profile.predictor_name
 
-    async def predict_async(self, archs: Sequence[Architecture]) -> list[LLMPrediction]:
-        queries = [Demonstration(a, efficiency(a, self.vocab_size).gflops) for a in archs]
-        client = LLMClient(self.profile, self.cache, self.log)
-        async with client:
-            results = await predict_async(client, self.prompt, queries, self.pool, self.samples)
+    def _query(self, arch: Architecture) -> Demonstration:
+        gflops = self.gflops.get(arch.id)
+        if gflops is None:
+            gflops = efficiency(arch, self.vocab_size).gflops
+        return Demonstration(arch, gflops)
+
+    async def stream(self, archs: Sequence[Architecture]) -> AsyncIterator[LLMPrediction]:
+        """Predictions as they complete; ``usage`` counts what was spent so far."""
+        client = LLMClient(self.profile, self.cache, self.log, self.retry_base_delay)
         self.usage = client.usage
-        return results
+        queries = [self._query(a) for a in archs]
+        async with client:
+            async for result in predict_stream(
+                client, self.prompt, queries, self.pool, self.samples
+            ):
+                yield result
+
+    async def predict_async(self, archs: Sequence[Architecture]) -> list[LLMPrediction]:
+        by_id = {r.arch_id: r async for r in self.stream(archs)}
+        return [by_id[a.id] for a in archs]
 
     def predict(self, archs: Sequence[Architecture]) -> list[LLMPrediction]:
+        """For callers without an event loop (the protocol is synchronous): a private one."""
         return asyncio.run(self.predict_async(archs))
-
-
-# --- running the async core inside a job --------------------------------------------------------
-
-
-def stream_batches(
-    handle: JobHandle, make_stream: Callable[[], AsyncIterator[T]]
-) -> Iterator[list[T]]:
-    """Run ``make_stream()`` on an event loop owned by this thread and yield what it produced
-    every poll. A cancel request raises JobCancelled within one poll; leaving the loop (cancel,
-    error, or the caller closing this generator) cancels whatever is still in flight."""
-    with asyncio.Runner() as runner:
-        inbox: list[T] = []
-        arrived = asyncio.Event()
-
-        async def pump() -> None:
-            try:
-                async for item in make_stream():
-                    inbox.append(item)
-                    arrived.set()
-            finally:
-                arrived.set()
-
-        task = runner.get_loop().create_task(pump())
-        while True:
-            handle.check_cancelled()
-            runner.run(_wait_for(arrived, _POLL_S))
-            arrived.clear()
-            if inbox:
-                batch = inbox[:]
-                inbox.clear()
-                yield batch
-            if task.done():
-                task.result()  # raises what the stream raised
-                return
-
-
-async def _wait_for(event: asyncio.Event, timeout: float) -> None:
-    with suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
 
 
 # --- the prediction job -------------------------------------------------------------------------
@@ -278,7 +287,8 @@ class TaskArchitectures:
         return [Demonstration(self.archs[i], self.gflops[i]) for i in ids]
 
 
-def llm_predict_job(
+@job_defaults("async")
+async def llm_predict_job(
     handle: JobHandle,
     project: Project,
     task: str,
@@ -290,74 +300,67 @@ def llm_predict_job(
     cache_path: str | Path | None = None,
     use_cache: bool = True,
     retry_base_delay: float = 1.0,
-) -> Generator[list[LLMPrediction], None, LLMJobSummary]:
-    """Predict the BLEU of ``arch_ids`` with LLM-PP and record each prediction as it arrives.
+) -> AsyncIterator[Any]:
+    """Predict the BLEU of ``arch_ids`` with LLM-PP; yields the predictions (``Predictions``
+    records) in batches as they arrive, and last ``Returned(LLMJobSummary)``.
 
     Demonstrations come from the task's architectures with a measured ``bleu_valid`` (only
     ``demo_ids`` when given; never the query itself). The prompt defaults to the task's current
     one and is saved in the project; every prediction records its version. A failed or
     unreadable answer is logged (with the raw text) and counted, not stored as a value.
     """
-    known = TaskArchitectures.load(project, task)
-    queries = known.queries(arch_ids)
-    pool = known.demonstrations(demo_ids)
+    # Reading a big task takes seconds: not on the event loop, which in the app is the GUI's.
+    known = await asyncio.to_thread(TaskArchitectures.load, project, task)
+    queries = known.queries(arch_ids)  # checks the ids
     prompt = prompt or current_prompt(project, task)
-    version = save_prompt(project, prompt)
+    version = prompt.version
+    yield NewPrompt(prompt)
     cache = ResponseCache(cache_path) if use_cache else None
-    client = LLMClient(profile, cache, handle.log, retry_base_delay=retry_base_delay)
+    predictor = LLMPredictor(
+        profile,
+        prompt,
+        known.demonstrations(demo_ids),
+        project.task(task).vocab_size,
+        samples,
+        cache,
+        handle.log,
+        known.gflops,
+        retry_base_delay,
+    )
     handle.log(
         f"LLM-PP: {len(queries)} architectures of {task} with {profile.model} at "
         f"{profile.base_url} (profile {profile.name}, concurrency {profile.concurrency}), "
-        f"prompt {version}, {len(pool)} architectures with BLEU to draw demonstrations from"
+        f"prompt {version}, {len(predictor.pool)} architectures with BLEU to draw "
+        "demonstrations from"
     )
-
-    async def stream() -> AsyncIterator[LLMPrediction]:
-        async with client:
-            async for result in predict_stream(client, prompt, queries, pool, samples):
-                yield result
-
     done = predicted = 0
     handle.progress(0.0, f"0/{len(queries)} predicted")
     try:
-        with closing(stream_batches(handle, stream)) as batches:
-            for batch in batches:
-                rows = [_prediction(r, task, profile, version) for r in batch if r.ok]
-                project.add_predictions(rows)
-                for failure in (r for r in batch if not r.ok):
-                    answers = repr(failure.answers)[:300] if failure.answers else "none"
-                    handle.log(
-                        f"{failure.arch_id}: no prediction: {failure.error}; answers: {answers}"
-                    )
-                done += len(batch)
-                predicted += len(rows)
-                handle.progress(
-                    done / max(len(queries), 1),
-                    f"{done}/{len(queries)} predicted, {client.usage.requests} requests, "
-                    f"cost {client.usage.cost:.4f}",
-                )
-                yield batch
+        async for batch in batched(predictor.stream([q.arch for q in queries])):
+            rows = to_predictions(predictor, task, batch, version)
+            for failure in (r for r in batch if not r.ok):
+                answers = repr(failure.answers)[:300] if failure.answers else "none"
+                handle.log(f"{failure.arch_id}: no prediction: {failure.error}; answers: {answers}")
+            done += len(batch)
+            predicted += len(rows)
+            usage = predictor.usage
+            handle.progress(
+                done / max(len(queries), 1),
+                f"{done}/{len(queries)} predicted, {usage.requests} requests, "
+                f"cost {usage.cost:.4f}",
+            )
+            if rows:
+                yield Predictions(rows)
     finally:
         if cache is not None:
             cache.close()
-    usage = client.usage
+    usage = predictor.usage
     handle.log(
         f"done: {predicted} predicted, {done - predicted} failed; {usage.requests} requests "
         f"({usage.retries} retries, {usage.cache_hits} from the cache), "
         f"{usage.input_tokens} input and {usage.output_tokens} output tokens, "
         f"cost {usage.cost:.4f}"
     )
-    return LLMJobSummary(profile.predictor_name, version, predicted, done - predicted, usage)
-
-
-def _prediction(r: LLMPrediction, task: str, profile: LLMProfile, version: str) -> Prediction:
-    return Prediction(
-        r.arch_id,
-        task,
-        BLEU_VALID,
-        r.value,
-        LLM_KIND,
-        profile.predictor_name,
-        std=r.std,
-        prompt_version=version,
-        provenance=dict(r.provenance),
+    yield Returned(
+        LLMJobSummary(profile.predictor_name, version, predicted, done - predicted, usage)
     )

@@ -343,6 +343,18 @@ def save_prompt(project: Project, prompt: Prompt, current: bool = False) -> str:
     return version
 
 
+@dataclass(frozen=True, slots=True)
+class NewPrompt:
+    """A record (``jobs.records``) that a job yields for the prompt it uses: the runner saves
+    it as ``save_prompt`` does, without making it current."""
+
+    prompt: Prompt
+
+    def write(self, project: Project, job_id: int) -> tuple[str, ...]:
+        save_prompt(project, self.prompt)
+        return ()
+
+
 def load_prompt(project: Project, version: str) -> Prompt:
     record = project.prompt(version)
     if record is None:
