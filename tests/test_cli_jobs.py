@@ -1,10 +1,18 @@
 """`nasstudio jobs`: the project's jobs with their states, and running one again."""
 
 import json
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from nasstudio.cli import main
 from nasstudio.store import JobOwner, Project
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(capsys, *argv):
@@ -39,3 +47,26 @@ def test_a_job_whose_process_died_is_listed_as_interrupted(capsys, tmp_path):
     assert code == 0 and "interrupted" in out and "Train abc" in out
     code, _, err = run(capsys, "jobs", "-p", str(path), "--rerun", "1")
     assert code == 1 and "cannot be run again" in err
+
+
+def running_jobs(path):
+    """The running jobs of a project another process may be creating right now."""
+    try:
+        with Project(path, readonly=True) as project:
+            return project.jobs(("running",))
+    except (OSError, sqlite3.Error):
+        return []
+
+
+def test_a_cli_job_killed_with_sigkill_shows_interrupted_on_the_next_open(capsys, tmp_path):
+    path = tmp_path / "p.nasproj"
+    command = [sys.executable, "-m", "nasstudio", "sample", "-p", str(path), "-n", "5000000"]
+    child = subprocess.Popen(command, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not running_jobs(path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    code, out, _ = run(capsys, "jobs", "-p", str(path), "--json")
+    (job,) = json.loads(out)
+    assert code == 0 and job["state"] == "interrupted" and job["title"].startswith("Sample")

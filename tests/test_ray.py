@@ -181,7 +181,7 @@ def test_cli_train_with_executor_ray_records_bleu(project, corpus, capsys):
 def test_a_job_deaf_to_cancel_is_ended_after_the_grace_period(project):
     runner = JobRunner(project, executors={"ray": executor(grace_s=0.5)})
     started = threading.Event()
-    runner.subscribe(lambda e: e.kind == "partial" and started.set())
+    runner.subscribe(lambda e: e.kind == "log" and e.message == "sleeping" and started.set())
     job = runner.submit("test", "deaf", jobfns.ignores_cancel_job, executor="ray")
     assert started.wait(60)
     asked = time.monotonic()

@@ -1,8 +1,9 @@
-"""The architecture browser: a table model over ``Project.table``, a filter proxy, and the
+"""The architecture browser: a filtering table model over ``Project.table``, and the
 panel (filter row plus table view) that keeps selection across reloads."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -13,7 +14,6 @@ from PySide6.QtCore import (
     QItemSelection,
     QItemSelectionModel,
     QModelIndex,
-    QSortFilterProxyModel,
     Qt,
     Signal,
 )
@@ -32,17 +32,29 @@ from superqt.utils import QSignalDebouncer, signals_blocked
 
 from nasstudio.gui import columns
 from nasstudio.gui.filtering import FilterError, filter_mask
+from nasstudio.gui.view_state import ViewState
 
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _ROOT = QModelIndex()
+# More separate runs of changed rows than this are announced as one range.
+_MAX_CHANGED_RUNS = 64
 
 
 class ArchitectureTableModel(QAbstractTableModel):
-    """One row per architecture, in display units (parameters in millions).
+    """One row per architecture the filter keeps, in display units (parameters in millions).
 
     Columns are held as numpy arrays in the table's order; ``order`` maps a model row to a
-    position in them, so sorting is one argsort and cells are formatted only when shown.
+    position in them, so filtering is one numpy mask, sorting one argsort, and cells are
+    formatted only when shown. (A QSortFilterProxyModel would call Python once per row on every
+    reset, and once per comparison when sorting: seconds for large tables.) A new table that
+    only changes some rows or adds rows at the end (a job recording its results) updates those
+    rows alone. ``about_to_sort`` and ``sorted`` let the view drop and restore a large
+    selection around a sort: Qt would otherwise move every selected cell's persistent index
+    (seconds for 7,000).
     """
+
+    about_to_sort = Signal()
+    sorted = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,20 +64,66 @@ class ArchitectureTableModel(QAbstractTableModel):
         self._order = np.arange(0)
         self._sort_key: str | None = None
         self._sort_order = Qt.SortOrder.AscendingOrder
+        self._filter: tuple[str | None, str] = (None, "")
+        self._mask: np.ndarray | None = None  # rows the filter keeps, in table order
         self._mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        self.generation = 0  # bumped on every new table, for caches that depend on it
 
     # --- data ---------------------------------------------------------------------------------
 
-    def set_table(self, table: pd.DataFrame) -> None:
-        """Show ``table`` (from ``Project.table``), keeping the current sort column."""
+    def set_table(self, table: pd.DataFrame) -> bool:
+        """Show ``table`` (from ``Project.table``), keeping the sort column and the filter;
+        whether the model was reset (else only changed and added rows were updated)."""
+        keys = columns.table_columns(table.columns)
+        ids = pd.Index(table.index.to_numpy(dtype=object))
+        values = {key: self._column(table, key) for key in keys}
+        try:
+            mask = self._compute_mask(keys, values, *self._filter)
+        except FilterError:  # the filter does not read on the new columns: shown unfiltered
+            mask = None
+        if self._update(keys, ids, values, mask):
+            return False
         self.beginResetModel()
-        self._keys = columns.table_columns(table.columns)
-        self._ids = pd.Index(table.index.to_numpy(dtype=object))
-        self._values = {key: self._column(table, key) for key in self._keys}
+        self._keys, self._ids, self._values, self._mask = keys, ids, values, mask
         self._order = self._sorted_order()
-        self.generation += 1
         self.endResetModel()
+        return True
+
+    def _update(
+        self,
+        keys: list[str],
+        ids: pd.Index,
+        values: dict[str, np.ndarray],
+        mask: np.ndarray | None,
+    ) -> bool:
+        """Apply a table with the same columns whose first rows are the current ones, when the
+        rows shown stay where they are: no new row in a sorted table, no change in its sort
+        column, none in what the filter keeps of the old rows."""
+        old = len(self._ids)
+        if old == 0 or keys != self._keys or not ids[:old].equals(self._ids):
+            return False
+        if (mask is None) != (self._mask is None) or (
+            mask is not None and not np.array_equal(mask[:old], self._mask)
+        ):
+            return False
+        changed = {key: _differs(self._values[key], values[key][:old]) for key in keys}
+        if self._sort_key is not None and (len(ids) > old or changed[self._sort_key].any()):
+            return False
+        self._ids, self._values, self._mask = ids, values, mask
+        added = np.arange(old, len(ids))
+        if mask is not None:
+            added = added[mask[old:]]
+        if added.size:  # unsorted: rows in table order, the new ones last
+            shown = self._order.size
+            self.beginInsertRows(_ROOT, shown, shown + added.size - 1)
+            self._order = np.concatenate([self._order, added])
+            self.endInsertRows()
+        changed_positions = np.flatnonzero(np.logical_or.reduce(list(changed.values())))
+        runs = list(_runs(np.unique(self.rows_of_positions(changed_positions))))
+        if len(runs) > _MAX_CHANGED_RUNS:
+            runs = [(runs[0][0], runs[-1][1])]
+        for first, last in runs:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(keys) - 1))
+        return True
 
     @staticmethod
     def _column(table: pd.DataFrame, key: str) -> np.ndarray:
@@ -80,11 +138,6 @@ class ArchitectureTableModel(QAbstractTableModel):
         return list(self._keys)
 
     @property
-    def order(self) -> np.ndarray:
-        """Table position of each model row."""
-        return self._order
-
-    @property
     def sort_key(self) -> str | None:
         return self._sort_key
 
@@ -92,23 +145,53 @@ class ArchitectureTableModel(QAbstractTableModel):
     def sort_order(self) -> Qt.SortOrder:
         return self._sort_order
 
+    @property
+    def filter_key(self) -> str | None:
+        return self._filter[0]
+
+    def total_count(self) -> int:
+        """Architectures in the table, shown or not."""
+        return len(self._ids)
+
     def column_of(self, key: str) -> int:
         return self._keys.index(key) if key in self._keys else -1
 
     def values(self, key: str) -> np.ndarray:
-        """A whole column in table order (displayed units)."""
+        """A whole column in table order (displayed units), filtered out rows included."""
         return self._values[key]
 
     def ids_at(self, rows: np.ndarray) -> list[str]:
         return self._ids[self._order[rows]].tolist()
 
     def rows_of(self, ids: Iterable[str]) -> np.ndarray:
-        """Model rows of ``ids`` (those in the table), in no particular order."""
+        """Model rows of the ``ids`` shown, in no particular order."""
         positions = self._ids.get_indexer(list(ids))
-        positions = positions[positions >= 0]
-        rows = np.empty_like(self._order)
+        return self.rows_of_positions(positions[positions >= 0])
+
+    def rows_of_positions(self, positions: np.ndarray) -> np.ndarray:
+        """Model rows of the table positions shown."""
+        rows = np.full(len(self._ids), -1)
         rows[self._order] = np.arange(self._order.size)
-        return rows[positions]
+        found = rows[positions]
+        return found[found >= 0]
+
+    def set_filter(self, key: str | None, text: str) -> None:
+        """Keep rows whose ``key`` column matches ``text``; raises FilterError if unreadable
+        (and then keeps the current filter)."""
+        mask = self._compute_mask(self._keys, self._values, key, text)
+        self.beginResetModel()
+        self._filter, self._mask = (key, text), mask
+        self._order = self._sorted_order()
+        self.endResetModel()
+
+    @staticmethod
+    def _compute_mask(
+        keys: list[str], values: dict[str, np.ndarray], key: str | None, text: str
+    ) -> np.ndarray | None:
+        if key is None or key not in keys:
+            return None
+        formatter = None if columns.is_text(key) else lambda v: columns.format_value(key, v)
+        return filter_mask(values[key], text, formatter)
 
     # --- Qt model interface -------------------------------------------------------------------
 
@@ -145,118 +228,47 @@ class ArchitectureTableModel(QAbstractTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by a column with numpy (missing values last in both directions)."""
+        self.about_to_sort.emit()
         self._sort_key = self._keys[column] if 0 <= column < len(self._keys) else None
         self._sort_order = order
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
         positions = self._order[[index.row() for index in old]]
         self._order = self._sorted_order()
-        rows = np.empty_like(self._order)
-        rows[self._order] = np.arange(self._order.size)
-        new = [self.index(int(r), i.column()) for r, i in zip(rows[positions], old, strict=True)]
+        rows = self.rows_of_positions(positions)
+        new = [self.index(int(r), i.column()) for r, i in zip(rows, old, strict=True)]
         self.changePersistentIndexList(old, new)
         self.layoutChanged.emit()
-
-    def _sorted_order(self) -> np.ndarray:
-        n = len(self._ids)
-        if self._sort_key not in self._values:
-            return np.arange(n)
-        values = self._values[self._sort_key]
-        descending = self._sort_order == Qt.SortOrder.DescendingOrder
-        if columns.is_text(self._sort_key):
-            order = np.argsort(values.astype(str), kind="stable")
-            return order[::-1] if descending else order
-        # Negating keeps NaN (missing) at the end and ties in table order.
-        return np.argsort(-values if descending else values, kind="stable")
-
-
-class ArchitectureFilterProxy(QSortFilterProxyModel):
-    """Filters rows with a numpy mask and hands sorting to the source model.
-
-    Qt's own proxy sort calls back into Python for every comparison (about 3 s for 8,500
-    rows), so ``sort`` asks the source for its numpy sort instead. The proxy never sorts
-    itself and therefore keeps the source's row order, which ``visible_source_rows`` uses.
-    ``about_to_sort`` and ``sorted`` let the view drop and restore a large selection around a
-    sort: Qt would otherwise move every selected cell's persistent index (seconds for 7,000).
-    """
-
-    about_to_sort = Signal()
-    sorted = Signal()
-
-    def __init__(self, model: ArchitectureTableModel, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._model = model
-        self._key: str | None = None
-        self._text = ""
-        self._mask: np.ndarray | None = None
-        self._mask_generation = -1
-        self.setSourceModel(model)
-
-    @property
-    def filter_key(self) -> str | None:
-        return self._key
-
-    @property
-    def filter_text(self) -> str:
-        return self._text
-
-    def set_filter(self, key: str | None, text: str) -> None:
-        """Keep rows whose ``key`` column matches ``text``; raises FilterError if unreadable."""
-        mask = self._compute_mask(key, text)
-        # Qt 6.9 added begin/endFilterChange; 6.12 deprecates invalidateRowsFilter.
-        modern = hasattr(self, "beginFilterChange")
-        if modern:
-            self.beginFilterChange()
-        self._key, self._text = key, text
-        self._mask, self._mask_generation = mask, self._model.generation
-        if modern:
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.invalidateRowsFilter()
-
-    def _compute_mask(self, key: str | None, text: str) -> np.ndarray | None:
-        if key is None or key not in self._model.keys:
-            return None
-        formatter = None if columns.is_text(key) else lambda v: columns.format_value(key, v)
-        return filter_mask(self._model.values(key), text, formatter)
-
-    def _current_mask(self) -> np.ndarray | None:
-        # After the source loads a new table, the same filter is applied to the new values.
-        if self._mask_generation != self._model.generation:
-            try:
-                self._mask = self._compute_mask(self._key, self._text)
-            except FilterError:
-                self._mask = None
-            self._mask_generation = self._model.generation
-        return self._mask
-
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
-        mask = self._current_mask()
-        return mask is None or bool(mask[self._model.order[source_row]])
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self.about_to_sort.emit()
-        self._model.sort(column, order)
         self.sorted.emit()
 
-    def visible_source_rows(self) -> np.ndarray:
-        """Source row of each proxy row, ascending (proxy row i shows the i-th entry)."""
-        mask = self._current_mask()
-        if mask is None:
-            return np.arange(self._model.rowCount())
-        return np.flatnonzero(mask[self._model.order])
+    def _sorted_order(self) -> np.ndarray:
+        """The positions shown, in the sort order."""
+        n = len(self._ids)
+        if self._sort_key not in self._values:
+            order = np.arange(n)
+        else:
+            values = self._values[self._sort_key]
+            descending = self._sort_order == Qt.SortOrder.DescendingOrder
+            if columns.is_text(self._sort_key):
+                order = np.argsort(values.astype(str), kind="stable")
+                order = order[::-1] if descending else order
+            else:
+                # Negating keeps NaN (missing) at the end and ties in table order.
+                order = np.argsort(-values if descending else values, kind="stable")
+        return order if self._mask is None else order[self._mask[order]]
 
 
 class BrowserPanel(QWidget):
-    """Filter row and architecture table; reports the selected and current architectures."""
+    """Filter row and architecture table. Its selection and current row are the view state's
+    ``selection`` and ``current``: it writes them, and selects what others set there."""
 
     selection_changed = Signal(list)  # ids, in display order
-    current_changed = Signal(object)  # id or None
+    table_changed = Signal()  # after each new table, whether reset or updated in place
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._view = view
         self.model = ArchitectureTableModel(self)
-        self.proxy = ArchitectureFilterProxy(self.model, self)
         self.view = self._make_view()
         self.filter_column = QComboBox(toolTip="Column to filter by")
         self.filter_edit = QLineEdit(
@@ -272,14 +284,14 @@ class BrowserPanel(QWidget):
         self._last_selection: list[str] = []
         self._last_current: str | None = None
         self._held: tuple[list[str], str | None] = ([], None)  # selection during a sort
-        self._debouncer = QSignalDebouncer(self)
+        self._debouncer = QSignalDebouncer(parent=self)
         self._debouncer.setTimeout(200)
         self._layout_widgets()
         self._connect()
 
     def _make_view(self) -> QTableView:
         view = QTableView(self)
-        view.setModel(self.proxy)
+        view.setModel(self.model)
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         view.setAlternatingRowColors(True)
@@ -312,12 +324,11 @@ class BrowserPanel(QWidget):
         selection = self.view.selectionModel()
         selection.selectionChanged.connect(self._on_selection_changed)
         selection.currentRowChanged.connect(self._on_current_changed)
-        self.proxy.about_to_sort.connect(self._hold_selection)
-        self.proxy.sorted.connect(self._restore_selection)
-        self.proxy.rowsInserted.connect(self._update_count)
-        self.proxy.rowsRemoved.connect(self._update_count)
-        self.proxy.modelReset.connect(self._update_count)
-        self.proxy.layoutChanged.connect(self._update_count)
+        self.model.about_to_sort.connect(self._hold_selection)
+        self.model.sorted.connect(self._restore_selection)
+        self.model.rowsInserted.connect(self._update_count)
+        self.model.modelReset.connect(self._update_count)
+        self._view.events.selection.connect(self._follow_view_selection)
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -326,30 +337,38 @@ class BrowserPanel(QWidget):
         selected, current = self.selected_ids(), self.current_id()
         scroll = self.view.verticalScrollBar().value()
         keys_before = self.model.keys
+        widths = {key: self.view.columnWidth(i) for i, key in enumerate(keys_before)}
         with self._quietly():
-            self.model.set_table(table)
+            reset = self.model.set_table(table)
             if self.model.keys != keys_before:
                 self._refill_filter_columns()
-                self.view.resizeColumnsToContents()
-            self._show_sort_indicator()
-            self._select(selected, current, scroll_to=False)
-        self.view.verticalScrollBar().setValue(scroll)
+                # Widths stay with their columns; only new columns are measured (slow).
+                for column, key in enumerate(self.model.keys):
+                    if key in widths:
+                        self.view.setColumnWidth(column, widths[key])
+                    else:
+                        self.view.resizeColumnToContents(column)
+            if reset:
+                self._show_sort_indicator()
+                self._select(selected, current, scroll_to=False)
+        if reset:
+            self.view.verticalScrollBar().setValue(scroll)
         self._update_count()
         self._report_changes()
+        self.table_changed.emit()
 
     def selected_ids(self) -> list[str]:
         ranges = self.view.selectionModel().selection()
         if ranges.isEmpty():
             return []
         rows = np.unique(np.concatenate([np.arange(r.top(), r.bottom() + 1) for r in ranges]))
-        return self.model.ids_at(self.proxy.visible_source_rows()[rows])
+        return self.model.ids_at(rows)
 
     def current_id(self) -> str | None:
         index = self.view.selectionModel().currentIndex()
         if not index.isValid():
             return None
-        source_row = self.proxy.mapToSource(index).row()
-        return self.model.ids_at(np.array([source_row]))[0]
+        return self.model.ids_at(np.array([index.row()]))[0]
 
     def select_ids(self, ids: Iterable[str], extend: bool = False) -> int:
         """Select the rows of ``ids`` that the filter shows and scroll to the first; returns
@@ -360,6 +379,11 @@ class BrowserPanel(QWidget):
         count = self._select(ids, ids[0] if ids else None, scroll_to=True)
         self._report_changes()
         return count
+
+    def select_random(self, count: int) -> int:
+        """Select ``count`` rows at random among those the filter shows."""
+        pool = self.model.ids_at(np.arange(self.model.rowCount()))
+        return self.select_ids(random.sample(pool, min(count, len(pool))))
 
     def set_filter(self, key: str, text: str) -> None:
         """Filter by column ``key`` at once (no typing delay)."""
@@ -373,7 +397,7 @@ class BrowserPanel(QWidget):
         self.filter_edit.selectAll()
 
     def visible_count(self) -> int:
-        return self.proxy.rowCount()
+        return self.model.rowCount()
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -396,11 +420,11 @@ class BrowserPanel(QWidget):
         self._select(selected, current, scroll_to=False)
 
     def _select(self, ids: list[str], current: str | None, scroll_to: bool) -> int:
-        proxy_rows = self._proxy_rows(ids)
+        rows = np.unique(self.model.rows_of(ids))
         selection = QItemSelection()
-        last_column = max(self.proxy.columnCount() - 1, 0)
-        for start, stop in _runs(proxy_rows):
-            selection.select(self.proxy.index(start, 0), self.proxy.index(stop, last_column))
+        last_column = max(self.model.columnCount() - 1, 0)
+        for start, stop in _runs(rows):
+            selection.select(self.model.index(start, 0), self.model.index(stop, last_column))
         flags = (
             QItemSelectionModel.SelectionFlag.ClearAndSelect
             | QItemSelectionModel.SelectionFlag.Rows
@@ -408,21 +432,13 @@ class BrowserPanel(QWidget):
         model = self.view.selectionModel()
         with self._quietly():
             model.select(selection, flags)
-            current_rows = self._proxy_rows([current]) if current else proxy_rows[:0]
+            current_rows = self.model.rows_of([current]) if current else rows[:0]
             if current_rows.size:
-                index = self.proxy.index(int(current_rows[0]), 0)
+                index = self.model.index(int(current_rows[0]), 0)
                 model.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
                 if scroll_to:
                     self.view.scrollTo(index)
-        return int(proxy_rows.size)
-
-    def _proxy_rows(self, ids: list[str]) -> np.ndarray:
-        source_rows = self.model.rows_of(ids)
-        visible = self.proxy.visible_source_rows()
-        rows = np.searchsorted(visible, source_rows)
-        shown = rows < visible.size
-        shown[shown] = visible[rows[shown]] == source_rows[shown]
-        return np.unique(rows[shown])
+        return int(rows.size)
 
     def _show_sort_indicator(self) -> None:
         header = self.view.horizontalHeader()
@@ -431,7 +447,7 @@ class BrowserPanel(QWidget):
             header.setSortIndicator(column, self.model.sort_order)
 
     def _refill_filter_columns(self) -> None:
-        key = self.filter_column.currentData() or self.proxy.filter_key or columns.ID
+        key = self.filter_column.currentData() or self.model.filter_key or columns.ID
         with signals_blocked(self.filter_column):
             self.filter_column.clear()
             for column_key in self.model.keys:
@@ -447,7 +463,7 @@ class BrowserPanel(QWidget):
         selected = self.selected_ids()
         try:
             with self._quietly():
-                self.proxy.set_filter(key, text)
+                self.model.set_filter(key, text)
                 self._select(selected, self._last_current, scroll_to=False)
         except FilterError as exc:
             self._show_filter_error(str(exc))
@@ -462,7 +478,7 @@ class BrowserPanel(QWidget):
             self.count_label.setText(f"<span style='color:#b00020'>{message}</span>")
 
     def _update_count(self) -> None:
-        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        shown, total = self.model.rowCount(), self.model.total_count()
         text = f"{total:,} architectures" if shown == total else f"{shown:,} of {total:,} shown"
         self.count_label.setText(text)
 
@@ -478,10 +494,28 @@ class BrowserPanel(QWidget):
         selected, current = self.selected_ids(), self.current_id()
         if selected != self._last_selection:
             self._last_selection = selected
+            self._view.selection = selected
             self.selection_changed.emit(selected)
         if current != self._last_current:
             self._last_current = current
-            self.current_changed.emit(current)
+            self._view.current = current
+
+    def _follow_view_selection(self, ids: tuple[str, ...]) -> None:
+        """Another panel chose a selection: select what the filter shows of it (and say so
+        in the view state)."""
+        if list(ids) != self._last_selection:
+            self.select_ids(ids)
+            self._view.selection = self._last_selection
+
+
+def _differs(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Element-wise: the value changed (missing and missing are the same)."""
+    if old.dtype.kind == "f":
+        return ~((old == new) | (np.isnan(old) & np.isnan(new)))
+    differs = old != new
+    if differs.any():  # None against NaN, say: both missing
+        differs[differs] = ~(pd.isna(old[differs]) & pd.isna(new[differs]))
+    return differs
 
 
 def _runs(rows: np.ndarray) -> Iterator[tuple[int, int]]:

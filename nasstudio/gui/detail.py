@@ -11,6 +11,7 @@ from html import escape
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from nasstudio.gui import columns
+from nasstudio.gui.view_state import ViewState
 from nasstudio.space import Architecture
 from nasstudio.store import Measurement, Prediction, Project
 
@@ -139,44 +140,45 @@ def architecture_html(
 
 
 class DetailPane(QTextBrowser):
-    """Shows one architecture; ``refresh`` re-reads it after the store changed."""
+    """Shows the view state's current architecture; ``refresh`` re-reads it after the store
+    changed."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setOpenLinks(False)
         self.setToolTip("Hyperparameters per layer, measurements and predictions with provenance")
+        self._view = view
         self._project: Project | None = None
-        self._task: str | None = None
-        self._arch_id: str | None = None
         self._html = ""
+        view.events.current.connect(self.refresh)
+        view.events.task.connect(self.refresh)
         self._render()
 
     @property
     def arch_id(self) -> str | None:
-        return self._arch_id
+        return self._view.current
 
-    def show_architecture(
-        self, project: Project | None, task: str | None, arch_id: str | None
-    ) -> None:
-        self._project, self._task, self._arch_id = project, task, arch_id
+    def set_project(self, project: Project | None) -> None:
+        self._project = project
         self._render()
 
-    def refresh(self) -> None:
+    def refresh(self, _: object = None) -> None:
         self._render()
 
     def _render(self) -> None:
         html = _EMPTY
-        if self._project is not None and self._task and self._arch_id:
+        task, arch_id = self._view.task, self._view.current
+        if self._project is not None and task and arch_id:
             try:
-                arch = self._project.architecture(self._arch_id)
+                arch = self._project.architecture(arch_id)
             except KeyError:
-                html = f"<p>Architecture {escape(self._arch_id)} is no longer in the project.</p>"
+                html = f"<p>Architecture {escape(arch_id)} is no longer in the project.</p>"
             else:
                 html = architecture_html(
                     arch,
-                    self._task,
-                    self._project.measurements(self._arch_id, self._task),
-                    self._project.predictions(self._arch_id, self._task),
+                    task,
+                    self._project.measurements(arch_id, task),
+                    self._project.predictions(arch_id, task),
                 )
         if html != self._html:  # unchanged content keeps the reader's scroll position
             self._html = html

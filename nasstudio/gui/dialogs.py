@@ -1,10 +1,12 @@
-"""Small dialogs: sampling parameters, the task of imported HAT YAML files, export target."""
+"""Small dialogs: error boxes, sampling parameters, the task of imported HAT YAML files, export
+target."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -13,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QInputDialog,
     QLabel,
+    QMessageBox,
     QSpinBox,
     QWidget,
 )
@@ -25,6 +28,17 @@ EXPORT_CHOICES = {
     "JSON file": "json",
     "CSV file": "csv",
 }
+
+
+def show_error(parent: QWidget, title: str, message: str) -> QMessageBox:
+    """A non-blocking error box (jobs keep reporting while it is open), deleted when closed."""
+    box = QMessageBox(
+        QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent
+    )
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Turns JobRunner events, which arrive on worker threads, into a Qt signal in the GUI thread."""
+"""Turns JobRunner events, which arrive on the runner's writer thread, into Qt signals in the
+GUI thread. One bridge per open project; every panel listens to it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from nasstudio.jobs import JobEvent, JobRunner
 
 
 class JobBridge(QObject):
-    """Subscribes to a runner; ``event`` is emitted in the thread this object lives in."""
+    """Subscribes to a runner; ``job_event`` is emitted in the thread this object lives in."""
 
-    event = Signal(object)  # JobEvent
+    # Not named 'event': that would shadow QObject.event(), which Qt calls for every event the
+    # object receives (PySide then leaks the object on each queued call).
+    job_event = Signal(object)  # JobEvent
+    # A job was queued from this window (emitted at once, before its first event): panels add
+    # its row and may select it.
+    submitted = Signal(int)
     _from_worker = Signal(object)
 
     def __init__(self, runner: JobRunner, parent: QObject | None = None) -> None:
@@ -28,4 +34,4 @@ class JobBridge(QObject):
 
     def _deliver(self, event: JobEvent) -> None:
         if self._unsubscribe is not None:
-            self.event.emit(event)
+            self.job_event.emit(event)

@@ -1,14 +1,14 @@
 """The LLM menu of the main window and what it starts: the prompt editor dock, "Predict with
 LLM", "Evaluate prompt", the ablation table and the LLM settings.
 
-Everything that talks to an LLM runs as a job in the window's JobRunner (each job drives its
-own asyncio loop in its worker thread); this module listens to those jobs' events through a
-JobBridge of its own, so the window's job handling stays as it is.
+Everything that talks to an LLM is a job of the window's runner that runs as a coroutine on the
+app's qasync event loop; this module follows those jobs through the session's bridge and shows
+the evaluations the project records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +18,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDockWidget
 
 from nasstudio.gui import columns
-from nasstudio.gui.job_bridge import JobBridge
+from nasstudio.gui.dialogs import show_error
 from nasstudio.gui.llm_dialogs import EvaluateDialog, PredictDialog
 from nasstudio.gui.llm_settings import LLMSettingsDialog
 from nasstudio.gui.prompt_editor import PromptEditor
-from nasstudio.gui.prompt_evaluations import EvaluationBook, EvaluationRecord, normalise_folder
+from nasstudio.gui.prompt_evaluations import evaluation_records, normalise_folder
 from nasstudio.gui.prompt_tokens import TokenCount, count_tokens
 from nasstudio.jobs import JobEvent, JobState
 from nasstudio.predict.llm import (
@@ -35,13 +35,12 @@ from nasstudio.predict.llm import (
     llm_predict_job,
 )
 from nasstudio.predict.llm.prompt import task_variables
-from nasstudio.predict.prompt_jobs import EvaluationUpdate, evaluate_prompts_job
+from nasstudio.predict.prompt_jobs import evaluate_prompts_job
 from nasstudio.space import Architecture
 from nasstudio.store import BLEU_VALID, GFLOPS, KNOWN_TASKS
 
 if TYPE_CHECKING:
     from nasstudio.gui.main_window import MainWindow
-    from nasstudio.gui.session import ProjectSession
 
 PROFILE_KEY = "llm/profile"
 SEEDARCHS_KEY = "llm/seedarchs"
@@ -56,18 +55,14 @@ def predicted_column(profile: LLMProfile) -> str:
     return f"{columns.PREDICTION_PREFIX}{BLEU_VALID}@{profile.predictor_name}"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _EvaluationJob:
-    folder: str
     task: str
-    keys: set[tuple[str, str, str, str]] = field(default_factory=set)  # records it wrote
-    replaced: dict[tuple[str, str, str, str], EvaluationRecord] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _PredictionJob:
     column: str
-    count: int
 
 
 class LLMActions(QObject):
@@ -75,25 +70,31 @@ class LLMActions(QObject):
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
-        self.window = window
         self.settings: QSettings = window.settings
+        self.view = window.view
         self.profiles = ProfileStore()
-        self.evaluations = EvaluationBook(self.settings)
         self.editor = PromptEditor(self.settings)
         self.dock = QDockWidget("Prompt editor", window, objectName="prompt_editor")
         self.dock.setWidget(self.editor)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()  # until asked for; the window's saved state may show it again
-        self._bridge: JobBridge | None = None
-        self._bridge_session: ProjectSession | None = None
         self._jobs: dict[int, _EvaluationJob | _PredictionJob] = {}
         self._archs: dict[str, Architecture] = {}  # preview's architectures, per project
         self._archs_project: object = None
         self._preview_timer = QTimer(self, singleShot=True, interval=200)
+        # Timers of its own: a closed window's pending call dies with it.
+        self._sync_timer = QTimer(self, singleShot=True, interval=0)
+        self._sync_timer.timeout.connect(self._sync)
         self._preview_timer.timeout.connect(self._update_preview)
         self._build_actions()
         self._connect()
         self._fill_profiles()
+
+    @property
+    def window(self) -> MainWindow:
+        """The window, looked up rather than held: a reference from here would keep a closed
+        window, and all it holds, alive until the cyclic garbage collector runs."""
+        return self.parent()
 
     # --- construction -------------------------------------------------------------------------
 
@@ -141,9 +142,13 @@ class LLMActions(QObject):
         self.menu = menu
 
     def _connect(self) -> None:
-        browser = self.window.browser
-        browser.model.modelReset.connect(self._on_table)
-        browser.current_changed.connect(lambda _: self._schedule_preview())
+        self.window.project_opened.connect(self._on_project_opened)
+        model = self.window.browser.model
+        model.modelReset.connect(self._on_table)
+        # A reload that only adds or changes rows does not reset the model.
+        model.rowsInserted.connect(self._schedule_preview)
+        model.dataChanged.connect(self._schedule_preview)
+        self.view.events.current.connect(self._schedule_preview)
         self.dock.visibilityChanged.connect(self._on_dock_visibility)
         self.editor.evaluate_requested.connect(self.evaluate_action.trigger)
         self.editor.ablation_requested.connect(self.ablation_action.trigger)
@@ -167,7 +172,7 @@ class LLMActions(QObject):
     def profile(self) -> LLMProfile | None:
         """The chosen profile (remembered in QSettings), else the first one."""
         profiles = self._profile_map()
-        name = self.settings.value(PROFILE_KEY)
+        name = self.view.profile or self.settings.value(PROFILE_KEY)
         return profiles.get(name) or next(iter(profiles.values()), None)
 
     def _fill_profiles(self) -> None:
@@ -178,6 +183,7 @@ class LLMActions(QObject):
     def choose_profile(self, name: str) -> None:
         """Use the profile ``name`` for predictions and evaluations (remembered)."""
         self.settings.setValue(PROFILE_KEY, name)
+        self.view.profile = name
         self._fill_profiles()
 
     def open_settings(self) -> LLMSettingsDialog:
@@ -200,10 +206,10 @@ class LLMActions(QObject):
 
     def _on_table(self) -> None:
         # modelReset comes while the window is still handing out the new table: act after it.
-        QTimer.singleShot(0, self._sync)
+        self._sync_timer.start()
 
     def _sync(self) -> None:
-        project, task = self.window.project, self.window.current_task()
+        project, task = self.window.project, self.view.task
         if project is not self._archs_project:
             self._archs, self._archs_project = {}, project
         if (project, task) != (self.editor.project, self.editor.task):
@@ -217,7 +223,7 @@ class LLMActions(QObject):
             width = max(self.dock.width(), EDITOR_WIDTH)
             self.window.resizeDocks([self.dock], [width], Qt.Orientation.Horizontal)
 
-    def _schedule_preview(self) -> None:
+    def _schedule_preview(self, *_: object) -> None:
         if self.dock.isVisible():
             self._preview_timer.start()
 
@@ -233,8 +239,8 @@ class LLMActions(QObject):
     def _preview_data(self) -> tuple[Demonstration | None, list[Demonstration], str]:
         """The query (the browser's current row, else its first) and the architectures with
         measured BLEU, read from the table the browser already holds."""
-        model, browser = self.window.browser.model, self.window.browser
-        if self.window.project is None or model.rowCount() == 0 or GFLOPS not in model.keys:
+        model = self.window.browser.model
+        if self.window.project is None or not model.total_count() or GFLOPS not in model.keys:
             return None, [], "No architectures in this task: nothing to preview."
         ids = model.values(columns.ID)
         gflops = model.values(GFLOPS) / columns.scale(GFLOPS)
@@ -243,10 +249,10 @@ class LLMActions(QObject):
             bleu = model.values(BLEU_VALID) / columns.scale(BLEU_VALID)
             for i in np.flatnonzero(np.isfinite(bleu) & np.isfinite(gflops)):
                 pool.append(Demonstration(self._arch(ids[i]), float(gflops[i]), float(bleu[i])))
-        query_id = browser.current_id()
-        why = "the table's current row"
-        if query_id is None:
-            query_id, why = model.ids_at(np.array([0]))[0], "the table's first row"
+        query_id, why = self.view.current, "the table's current row"
+        if query_id not in ids:  # none, or one of the task shown before
+            first = model.ids_at(np.array([0]))[0] if model.rowCount() else ids[0]
+            query_id, why = first, "the table's first row"
         position = int(np.flatnonzero(ids == query_id)[0])
         query = Demonstration(self._arch(query_id), float(gflops[position]))
         note = (
@@ -265,24 +271,17 @@ class LLMActions(QObject):
 
     # --- jobs -----------------------------------------------------------------------------------
 
-    def _listen(self) -> None:
-        """Follow the current session's jobs (a new project brings a new runner)."""
-        session = self.window.session
-        if session is self._bridge_session:
-            return
-        if self._bridge is not None:
-            self._bridge.detach()
-            self._bridge.deleteLater()
-        self._bridge = JobBridge(session.runner, self)
-        self._bridge.event.connect(self._on_event)
-        self._bridge_session = session
+    def _on_project_opened(self) -> None:
+        """Follow the new session's jobs (the old session's bridge went with it)."""
+        self._jobs.clear()
+        self.window.session.bridge.job_event.connect(self._on_event)
 
     def _ready(self) -> tuple[LLMProfile, Prompt] | None:
         """The profile and the editor's prompt, or None after saying what is missing."""
         self._sync()
         problem = None
         profile, prompt = self.profile(), self.editor.prompt()
-        if self.window.session is None or self.window.current_task() is None:
+        if self.window.session is None or self.view.task is None:
             problem = "Open a project with a task first."
         elif profile is None:
             problem = "No LLM profile: add one in LLM ▸ LLM settings…"
@@ -294,8 +293,6 @@ class LLMActions(QObject):
         return profile, prompt
 
     def _show_error(self, title: str, message: str) -> None:
-        from nasstudio.gui.main_window import show_error  # the window module imports this one
-
         show_error(self.window, title, message)
 
     def predict(self) -> int | None:
@@ -304,11 +301,11 @@ class LLMActions(QObject):
         if ready is None:
             return None
         profile, _ = ready
-        ids = self.window.browser.selected_ids()
+        ids = list(self.view.selection)
         scope = "the selection"
         if not ids:
             ids = self._task_ids()
-            scope = f"all of {self.window.current_task()}"
+            scope = f"all of {self.view.task}"
         if not ids:
             self._show_error("Predict with LLM", "This task has no architectures.")
             return None
@@ -319,7 +316,7 @@ class LLMActions(QObject):
 
     def _task_ids(self) -> list[str]:
         model = self.window.browser.model
-        return model.values(columns.ID).tolist() if model.rowCount() else []
+        return model.values(columns.ID).tolist() if model.total_count() else []
 
     def start_prediction(
         self, arch_ids: list[str] | None = None, samples: int = 1, use_cache: bool = True
@@ -332,9 +329,8 @@ class LLMActions(QObject):
             return None
         profile, prompt = ready
         ids = list(arch_ids) if arch_ids else self._task_ids()
-        task = self.window.current_task()
-        self._listen()
-        job_id = self.window._submit(
+        task = self.view.task
+        job_id = self.window.session.submit(
             PREDICT_KIND,
             f"LLM-PP: {len(ids):,} architectures of {task} with {profile.predictor_name}",
             llm_predict_job,
@@ -346,8 +342,8 @@ class LLMActions(QObject):
             use_cache=use_cache,
         )
         column = predicted_column(profile)
-        self._jobs[job_id] = _PredictionJob(column, len(ids))
-        self.window.pareto.set_axes(None, column)
+        self._jobs[job_id] = _PredictionJob(column)
+        self.view.y_axis = column
         self.window.statusBar().showMessage(
             f"Predicting {len(ids):,} architectures; the Pareto view shows "
             f"{columns.label(column)} as they arrive",
@@ -404,13 +400,12 @@ class LLMActions(QObject):
         if prompt is None:
             self._show_error("Evaluate", f"'{task}' is neither a task of the project nor known.")
             return None
-        prompts = [(prompt.name, prompt)]
+        prompts = [("", prompt)]
         if ablations:
             prompts += ablation_variants(prompt)
-        self.settings.setValue(SEEDARCHS_KEY, folder)
-        self._listen()
+        self.settings.setValue(SEEDARCHS_KEY, normalise_folder(folder))
         kind = "ablations" if ablations else "prompt"
-        job_id = self.window._submit(
+        job_id = self.window.session.submit(
             EVALUATE_KIND,
             f"Evaluate {kind} {prompt.version} with {profile.predictor_name} on {task}",
             evaluate_prompts_job,
@@ -419,7 +414,7 @@ class LLMActions(QObject):
             profile=profile,
             prompts=prompts,
         )
-        self._jobs[job_id] = _EvaluationJob(normalise_folder(folder), task)
+        self._jobs[job_id] = _EvaluationJob(task)
         self.dock.show()
         self.editor.tabs.setCurrentWidget(self.editor.evaluations)
         self._show_evaluations(task)
@@ -430,9 +425,9 @@ class LLMActions(QObject):
         if job is None:
             return
         if isinstance(job, _EvaluationJob):
-            if event.kind == "partial":
-                self._on_evaluation_update(job, event.payload)
-            elif event.kind == "state" and event.state.finished:
+            if event.kind == "partial" or event.state.finished:
+                self._show_evaluations(job.task)  # the runner has recorded what changed
+            if event.kind == "state" and event.state.finished:
                 self._on_evaluation_end(job, event)
         elif event.kind == "state" and event.state.finished:
             self._on_prediction_end(job, event)
@@ -449,35 +444,7 @@ class LLMActions(QObject):
             15000,
         )
 
-    def _on_evaluation_update(self, job: _EvaluationJob, update: EvaluationUpdate) -> None:
-        if update.result is not None:
-            record = EvaluationRecord.from_result(update.result, job.folder, "stored")
-        else:
-            record = EvaluationRecord(
-                job.task, job.folder, update.predictor, update.label, update.version
-            )
-            if record.key in job.keys:
-                record = self.evaluations.get(record.key)
-            elif (earlier := self.evaluations.get(record.key)) is not None:
-                job.replaced[record.key] = earlier  # restored if this job does not finish
-            record.add_split(update.split)
-        job.keys.add(record.key)
-        self.evaluations.put(record)
-        self._show_evaluations(job.task)
-
     def _on_evaluation_end(self, job: _EvaluationJob, event: JobEvent) -> None:
-        for key in job.keys:
-            record = self.evaluations.get(key)
-            if record is None or record.finished:
-                continue
-            if event.state == JobState.DONE:
-                record.finished = True
-                self.evaluations.put(record)
-            else:
-                self.evaluations.discard(key)
-                if key in job.replaced:
-                    self.evaluations.put(job.replaced[key])
-        self._show_evaluations(job.task)
         if event.state == JobState.FAILED:
             self._show_error("Evaluation failed", str(event.payload or event.message))
         else:
@@ -489,23 +456,25 @@ class LLMActions(QObject):
 
     def _show_evaluations(self, task: str | None = None) -> None:
         """Fill the Evaluation tab (``task``, else the one it shows, else the editor's) and the
-        history's per-version summaries."""
-        panel = self.editor.evaluations
+        history's per-version summaries from the evaluations the project holds."""
+        panel, project = self.editor.evaluations, self.window.project
         folder = self.settings.value(SEEDARCHS_KEY) or self.seedarchs_folder()
         task = task or panel.task() or self.editor.task
-        if not folder or task is None:
+        if not folder or task is None or project is None:
             return
-        tasks = sorted(set(self.evaluations.tasks(folder)) | {task})
-        panel.set_tasks(tasks, task)
+        records = evaluation_records(project, folder=folder)
+        panel.set_tasks(sorted({r.task for r in records} | {task}), task)
         prompt = self.editor.prompt()
         # The editor's sections on another task render (and version) with its placeholders.
         prompt = self._prompt_for(prompt, task) if prompt is not None else None
         version = prompt.version if prompt is not None else None
-        panel.show_records(folder, self.evaluations.records(task, folder), version)
+        panel.show_records(
+            normalise_folder(folder), [r for r in records if r.task == task], version
+        )
         notes = {
             r.version: r.summary()
-            for r in self.evaluations.records(self.editor.task or task, folder)
-            if r.version and r.finished
+            for r in records
+            if r.task == (self.editor.task or task) and r.version and r.finished
         }
         self.editor.set_version_notes(notes)
 

@@ -2,11 +2,13 @@
 kept by ProfileStore, an API key stored in the system keyring, and "Test connection".
 
 The key typed here goes to the keyring only; it is never written to QSettings, the profiles
-file or the project. The connection test runs in a worker thread, so the window stays live.
+file or the project. The connection test is a coroutine on the app's event loop, so the window
+stays live while it waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
 from PySide6.QtCore import Qt, Signal
@@ -25,11 +27,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import create_worker, signals_blocked
+from superqt.utils import signals_blocked
 
 from nasstudio.predict.llm import LLMProfile, ProfileError, ProfileStore
 from nasstudio.predict.llm.client import DEFAULT_PROFILES, resolve_api_key, save_api_key
-from nasstudio.predict.prompt_jobs import ConnectionCheck, check_connection
+from nasstudio.predict.prompt_jobs import check_connection
 
 _OK_STYLE = "color: #1b7a1b"
 _ERROR_STYLE = "color: #b00020"
@@ -160,7 +162,7 @@ class LLMSettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("LLM settings")
         self.store = store
-        self._worker = None
+        self._check: asyncio.Task | None = None
         self.profiles = QListWidget(toolTip=f"Profiles, kept in {store.path}")
         self.profiles.setMaximumWidth(200)
         self.form = ProfileForm()
@@ -236,6 +238,7 @@ class LLMSettingsDialog(QDialog):
         self.save_button.clicked.connect(self.save_profile)
         self.test_button.clicked.connect(self.test_connection)
         self.key_button.clicked.connect(self.store_key)
+        self.finished.connect(self._stop_check)  # no answer reaches a closed dialog
         # The keyring is asked only when what decides the key changes, not on every keystroke.
         for edit in (self.form.key_env, self.form.base_url):
             edit.editingFinished.connect(self._update_key_status)
@@ -350,29 +353,33 @@ class LLMSettingsDialog(QDialog):
 
     # --- connection test --------------------------------------------------------------------------
 
-    def test_connection(self) -> None:
-        """Send one request with the fields as they are, in a worker thread."""
+    def test_connection(self) -> asyncio.Task | None:
+        """Send one request with the fields as they are; the answer shows when it comes."""
         try:
             profile = self.form.profile()
         except ProfileError as exc:
             self._say(str(exc), ok=False)
-            return
+            return None
+        self._stop_check()
         self.test_button.setEnabled(False)
         self._say(f"Asking {profile.model} at {profile.base_url}…", ok=True)
-        self._worker = create_worker(check_connection, profile)
-        self._worker.returned.connect(self._on_checked)
-        self._worker.errored.connect(self._on_check_failed)
-        self._worker.finished.connect(self._on_check_done)
-        self._worker.start()
+        self._check = asyncio.get_running_loop().create_task(self._run_check(profile))
+        return self._check
 
-    def _on_check_done(self) -> None:
+    async def _run_check(self, profile: LLMProfile) -> None:
+        # Cancelled (the dialog closed, or a new test started): nothing is shown.
+        try:
+            check = await check_connection(profile)
+        except Exception as exc:  # a bug or an unforeseen library error: say it, keep the dialog
+            self._say(f"Connection test failed: {type(exc).__name__}: {exc}", ok=False)
+        else:
+            self._say(check.message, ok=check.ok)
         self.test_button.setEnabled(True)
 
-    def _on_checked(self, check: ConnectionCheck) -> None:
-        self._say(check.message, ok=check.ok)
-
-    def _on_check_failed(self, exc: Exception) -> None:
-        self._say(f"Connection test failed: {type(exc).__name__}: {exc}", ok=False)
+    def _stop_check(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
 
     def _say(self, text: str, ok: bool) -> None:
         self.message.setStyleSheet(_OK_STYLE if ok else _ERROR_STYLE)

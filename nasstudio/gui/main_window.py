@@ -1,4 +1,12 @@
-"""The main window: project menu, task choice, browser and detail pane, Pareto view, jobs."""
+"""The main window: project menu, task choice, browser and detail pane, Pareto view, jobs and
+the Train panel.
+
+The panels bind to one Qt-free ``ViewState`` (task, axes, selection) and to the session's one
+``JobBridge``; none of them knows the window. Views reload what job events say changed: a
+'partial' event names the tasks whose data its records changed. Writes of other processes (a
+CLI job beside the window) are found by a cheap poll of ``PRAGMA data_version`` and the
+tasks' revisions.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +25,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QSplitter,
     QToolBar,
-    QWidget,
 )
 from superqt import QElidingLabel
 from superqt.utils import signals_blocked
@@ -28,19 +34,20 @@ from superqt.utils import signals_blocked
 from nasstudio.gui import settings
 from nasstudio.gui.browser import BrowserPanel
 from nasstudio.gui.detail import DetailPane
-from nasstudio.gui.dialogs import SampleDialog, TaskDialog, ask_export_target
+from nasstudio.gui.dialogs import SampleDialog, TaskDialog, ask_export_target, show_error
 from nasstudio.gui.jobs_panel import JobsPanel
 from nasstudio.gui.llm_actions import install_llm_ui
 from nasstudio.gui.pareto_view import ParetoView
 from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.table_loader import TableSnapshot
-from nasstudio.gui.train_panel import install_train_ui
+from nasstudio.gui.train_panel import TrainPanel
+from nasstudio.gui.view_state import ViewState
 from nasstudio.jobs import JobEvent, JobState, sample_job
 from nasstudio.jobs.files import export_job, import_job
 from nasstudio.jobs.model import JobFunction
 from nasstudio.store import KNOWN_TASKS, Project, SchemaError
 from nasstudio.store.defaults import PROJECT_SUFFIX, data_dir, open_project
-from nasstudio.store.importers import guess_task_name
+from nasstudio.store.importers import ImportReport, guess_task_name
 
 POLL_MS = 500
 IMPORT_FILTER = (
@@ -49,18 +56,8 @@ IMPORT_FILTER = (
     "HAT SubTransformer YAML (*.yml *.yaml);;All files (*)"
 )
 PROJECT_FILTER = f"nasstudio project (*{PROJECT_SUFFIX});;All files (*)"
+# The jobs the window itself starts; the Train panel and the LLM actions report their own.
 _JOB_NAMES = {"import": "Import", "export": "Export", "sample": "Sampling"}
-
-
-def show_error(parent: QWidget, title: str, message: str) -> QMessageBox:
-    """A non-blocking error box (jobs keep reporting while it is open)."""
-    box = QMessageBox(
-        QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, parent
-    )
-    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    box.open()
-    return box
 
 
 class MainWindow(QMainWindow):
@@ -69,25 +66,32 @@ class MainWindow(QMainWindow):
     def __init__(self, qsettings: QSettings | None = None) -> None:
         super().__init__()
         self.settings = qsettings or QSettings()
+        self.view = ViewState()
         self.session: ProjectSession | None = None
         self._follow_task: str | None = None  # switch to this task once it exists
         self.setWindowTitle("nasstudio")
         self.task_combo = QComboBox(toolTip="Task whose architectures are shown", minimumWidth=160)
-        self.browser = BrowserPanel()
-        self.detail = DetailPane()
-        self.pareto = ParetoView()
+        self.browser = BrowserPanel(self.view)
+        self.detail = DetailPane(self.view)
+        self.pareto = ParetoView(self.view)
         self.jobs = JobsPanel()
+        self.train_panel = TrainPanel(self.settings, self.view)
         self.path_label = QElidingLabel(elideMode=Qt.TextElideMode.ElideMiddle)
         self.counts_label = QLabel()
         self._build_layout()
         self._build_actions()
+        self._build_train_ui()
         self._build_status_bar()
         self._connect()
-        self.train_panel = install_train_ui(self)
         self.llm = install_llm_ui(self)  # before _restore_window, which restores its dock
         self._poll_timer = QTimer(self, interval=POLL_MS)
         self._poll_timer.timeout.connect(self._poll)
         self._poll_timer.start()
+        # The Pareto view takes a new table one turn of the event loop after the browser: two
+        # short waits for the user instead of one long one (tens of ms each at 30,000 rows).
+        self._plot_timer = QTimer(self, singleShot=True, interval=0)
+        self._plot_timer.timeout.connect(self._plot_table)
+        self._to_plot: TableSnapshot | None = None
         self._restore_window()
 
     # --- construction -------------------------------------------------------------------------
@@ -161,12 +165,29 @@ class MainWindow(QMainWindow):
         archs.addActions([self.sample_action, self.filter_action])
         view = self.menuBar().addMenu("&View")
         view.addAction(self.jobs_dock.toggleViewAction())
-        toolbar = QToolBar("Main", self, objectName="main_toolbar")
-        toolbar.addWidget(QLabel(" Task "))
-        toolbar.addWidget(self.task_combo)
-        toolbar.addSeparator()
-        toolbar.addActions([self.import_action, self.sample_action, self.export_action])
-        self.addToolBar(toolbar)
+        self.toolbar = QToolBar("Main", self, objectName="main_toolbar")
+        self.toolbar.addWidget(QLabel(" Task "))
+        self.toolbar.addWidget(self.task_combo)
+        self.toolbar.addSeparator()
+        self.toolbar.addActions([self.import_action, self.sample_action, self.export_action])
+        self.addToolBar(self.toolbar)
+
+    def _build_train_ui(self) -> None:
+        """The Train panel in a dock beside the jobs, its "&Train" menu and toolbar button."""
+        panel = self.train_panel
+        self.train_dock = QDockWidget("Train", self, objectName="train")
+        self.train_dock.setWidget(panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.train_dock)
+        self.tabifyDockWidget(self.jobs_dock, self.train_dock)
+        menu = self.menuBar().addMenu("&Train")
+        menu.addActions([panel.train_action, panel.latency_action, panel.supernet_action])
+        menu.addSeparator()
+        menu.addAction(panel.cancel_action)
+        dock_action = self.train_dock.toggleViewAction()
+        dock_action.setText("Train &panel")
+        menu.addAction(dock_action)
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(panel.train_action)
 
     def _build_status_bar(self) -> None:
         self.path_label.setToolTip("The open project file")
@@ -176,11 +197,15 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.task_combo.currentIndexChanged.connect(self._on_task_chosen)
-        self.browser.selection_changed.connect(self._on_selection_changed)
-        self.browser.current_changed.connect(self._on_current_changed)
+        self.view.events.task.connect(self._on_task)
+        self.view.events.selection.connect(self._update_counts)
+        self.view.events.x_axis.connect(self._save_axes)
+        self.view.events.y_axis.connect(self._save_axes)
         self.pareto.points_clicked.connect(self._on_points_clicked)
-        self.pareto.axes_changed.connect(self._on_axes_changed)
         self.jobs.cancel_requested.connect(self.cancel_job)
+        self.jobs.rerun_requested.connect(self.rerun_job)
+        self.train_panel.status.connect(self._tell)
+        self.train_panel.pick_requested.connect(self.browser.select_random)
 
     def _restore_window(self) -> None:
         self.resize(1400, 900)
@@ -196,10 +221,8 @@ class MainWindow(QMainWindow):
             value = settings.blob(self.settings, key)
             if value is not None:
                 restore(value)
-        self.pareto.set_axes(
-            settings.text(self.settings, settings.X_AXIS),
-            settings.text(self.settings, settings.Y_AXIS),
-        )
+        self.view.x_axis = settings.text(self.settings, settings.X_AXIS)
+        self.view.y_axis = settings.text(self.settings, settings.Y_AXIS)
 
     # --- projects -----------------------------------------------------------------------------
 
@@ -216,20 +239,31 @@ class MainWindow(QMainWindow):
             return False
         self._close_session()
         self.session = ProjectSession(project, self)
-        self.session.bridge.event.connect(self._on_job_event)
+        self.session.bridge.job_event.connect(self._on_job_event)
+        self.session.bridge.submitted.connect(self.jobs.add_job)
+        self.session.bridge.submitted.connect(self._update_counts)
         self.session.loader.loaded.connect(self._on_table_loaded)
         self.session.loader.failed.connect(self.statusBar().showMessage)
         self.jobs.set_project(project)
+        self.detail.set_project(project)
+        self.train_panel.set_session(self.session)
         settings.remember_project(self.settings, project.path)
         self.setWindowTitle(f"{project.path.name} — nasstudio")
         self.path_label.setText(str(project.path))
-        self._refresh_tasks(settings.text(self.settings, settings.TASK))
-        self._on_task_chosen()
+        self._refresh_tasks()
+        names = self._task_names()
+        saved = settings.text(self.settings, settings.TASK)
+        task = saved if saved in names else (names[0] if names else None)
+        if task == self.view.task:
+            self._on_task(task)  # the same name in another project: load it all the same
+        else:
+            self.view.task = task
         self.project_opened.emit()
         return True
 
     def _close_session(self) -> None:
         if self.session is not None:
+            self.train_panel.set_session(None)
             self.session.close()
             self.session = None
 
@@ -277,15 +311,16 @@ class MainWindow(QMainWindow):
     # --- tasks and tables ---------------------------------------------------------------------
 
     def current_task(self) -> str | None:
-        return self.task_combo.currentData()
+        return self.view.task
 
-    def _refresh_tasks(self, preferred: str | None = None) -> None:
+    def _task_names(self) -> list[str]:
+        return [self.task_combo.itemData(i) for i in range(self.task_combo.count())]
+
+    def _refresh_tasks(self) -> None:
+        """Fill the task choice from the project; follow a task being created once it is."""
         tasks = self.project.tasks() if self.project else []
         names = [t.name for t in tasks]
-        if self._follow_task in names:
-            preferred, self._follow_task = self._follow_task, None
-        current = preferred or self.current_task()
-        if names != [self.task_combo.itemData(i) for i in range(self.task_combo.count())]:
+        if names != self._task_names():
             with signals_blocked(self.task_combo):
                 self.task_combo.clear()
                 for task in tasks:
@@ -293,17 +328,26 @@ class MainWindow(QMainWindow):
                     self.task_combo.setItemData(
                         self.task_combo.count() - 1, task.description, Qt.ItemDataRole.ToolTipRole
                     )
-        if current in names and current != self.current_task():
-            self.task_combo.setCurrentIndex(names.index(current))  # emits: reloads the table
+                self.task_combo.setCurrentIndex(self.task_combo.findData(self.view.task))
+        if self._follow_task in names:
+            self.view.task, self._follow_task = self._follow_task, None
 
     def _on_task_chosen(self) -> None:
-        task = self.current_task()
+        self.view.task = self.task_combo.currentData()
+
+    def _on_task(self, task: str | None) -> None:
+        """The view state's task changed: show it in the combo and load its table."""
+        if task is not None and task not in self._task_names():
+            self._refresh_tasks()
+            if self.view.task != task:  # it switched to a followed task meanwhile
+                return
+        with signals_blocked(self.task_combo):
+            self.task_combo.setCurrentIndex(self.task_combo.findData(task))
         if task:
             self.settings.setValue(settings.TASK, task)
-        self.detail.show_architecture(self.project, task, None)
         if self.session is None:
             return
-        if task is None:
+        if task is None or task not in self._task_names():
             self.browser.set_table(_empty_table())
             self.pareto.set_table(_empty_table())
             self._update_counts()
@@ -311,59 +355,70 @@ class MainWindow(QMainWindow):
             self.session.loader.request(task, force=True)
 
     def _on_table_loaded(self, snapshot: TableSnapshot) -> None:
-        if snapshot.task != self.current_task():
+        if snapshot.task != self.view.task:
             return
         self.browser.set_table(snapshot.table)
-        self.pareto.set_table(snapshot.table, snapshot.value_columns)
-        self.pareto.highlight(self.browser.selected_ids())
         self.detail.refresh()
-        self._update_counts()
+        self._to_plot = snapshot
+        self._plot_timer.start()
 
-    def reload(self) -> None:
-        """Re-read the current task's table soon (throttled)."""
-        if self.session is not None:
-            self.session.loader.request(self.current_task())
+    def _plot_table(self) -> None:
+        snapshot, self._to_plot = self._to_plot, None
+        if snapshot is not None and snapshot.task == self.view.task:
+            self.pareto.set_table(snapshot.table, snapshot.value_columns)
+            self._update_counts()
+
+    def _reload_changed(self, tasks: set[str] | frozenset[str]) -> None:
+        """Tasks whose data changed: a new one joins the task choice; the shown one reloads."""
+        if set(tasks) - set(self._task_names()):
+            self._refresh_tasks()
+        if self.session is not None and self.view.task in tasks:
+            self.session.loader.request(self.view.task)
 
     def _poll(self) -> None:
-        if self.session is None or not self.session.store_changed():
+        """Find the writes of other processes (our own runner's arrive as job events)."""
+        if self.session is None:
             return
-        self.reload()
-        self.jobs.refresh()
-        self._refresh_tasks()
+        changed = self.session.changed_tasks()
+        if changed is None:
+            return
+        self.train_panel.show_records(self.jobs.refresh())
+        self._reload_changed(changed)
         self._update_counts()
 
-    # --- selection ------------------------------------------------------------------------------
-
-    def _on_selection_changed(self, ids: list[str]) -> None:
-        self.pareto.highlight(ids)
-        self._update_counts()
-
-    def _on_current_changed(self, arch_id: str | None) -> None:
-        self.detail.show_architecture(self.project, self.current_task(), arch_id)
+    # --- selection and axes -----------------------------------------------------------------
 
     def _on_points_clicked(self, ids: list[str], extend: bool) -> None:
-        if self.browser.select_ids(ids, extend) == 0:
-            self.statusBar().showMessage(f"{ids[0]} is hidden by the table's filter", 5000)
+        wanted = [*self.view.selection, *ids] if extend else ids
+        self.view.selection = list(dict.fromkeys(wanted))
+        if ids[0] not in self.view.selection:
+            self._tell(f"{ids[0]} is hidden by the table's filter", 5000)
 
-    def _on_axes_changed(self, x: str, y: str) -> None:
-        self.settings.setValue(settings.X_AXIS, x)
-        self.settings.setValue(settings.Y_AXIS, y)
-        self._update_counts()
+    def _save_axes(self, _: object = None) -> None:
+        for key, value in (
+            (settings.X_AXIS, self.view.x_axis),
+            (settings.Y_AXIS, self.view.y_axis),
+        ):
+            if value:
+                self.settings.setValue(key, value)
 
-    def _update_counts(self) -> None:
-        task = self.current_task()
+    def _update_counts(self, _: object = None) -> None:
+        task = self.view.task
         if task is None:
             self.counts_label.setText("no tasks yet: import or sample architectures")
             return
-        running = self.jobs.running_count()
+        active = self.jobs.running_count()
         parts = [
             f"{task}: {self.browser.model.rowCount():,} architectures",
-            f"{len(self.pareto.plotted_ids()):,} on the plot",
-            f"{len(self.browser.selected_ids()):,} selected",
+            f"{self.pareto.plotted_count():,} on the plot",
+            f"{len(self.view.selection):,} selected",
         ]
-        if running:
-            parts.append(f"{running} job{'s' if running > 1 else ''} running")
+        if active:
+            parts.append(f"{active} job{'s' if active > 1 else ''} queued or running")
         self.counts_label.setText(" · ".join(parts))
+
+    def _tell(self, message: str, timeout_ms: int = 10_000) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
 
     # --- jobs ---------------------------------------------------------------------------------
 
@@ -398,9 +453,9 @@ class MainWindow(QMainWindow):
 
     def export_selected_to(self, fmt: str, target: str | Path) -> int | None:
         """Export the selected architectures of the current task as a job."""
-        ids, task = self.browser.selected_ids(), self.current_task()
+        ids, task = list(self.view.selection), self.view.task
         if self.session is None or not ids or task is None:
-            self.statusBar().showMessage("Select architectures in the table first", 5000)
+            self._tell("Select architectures in the table first", 5000)
             return None
         return self._submit(
             "export",
@@ -426,43 +481,55 @@ class MainWindow(QMainWindow):
 
     def cancel_job(self, job_id: int) -> None:
         if self.session is not None:
-            self.session.runner.cancel(job_id)
+            self.session.cancel(job_id)
+
+    def rerun_job(self, job_id: int) -> int | None:
+        """Queue a finished job again (a training resumes from its checkpoint)."""
+        if self.session is None:
+            return None
+        try:
+            if self.project.job(job_id).executor == "ray":
+                self.session.use_ray(
+                    settings.text(self.settings, settings.RAY_ADDRESS),
+                    settings.text(self.settings, settings.RAY_STORAGE),
+                )
+            return self.session.rerun(job_id)
+        except (ImportError, AttributeError, ValueError) as exc:
+            show_error(self, "Cannot run the job again", str(exc))
+            return None
 
     def _submit(self, kind: str, title: str, fn: JobFunction, **params: object) -> int:
-        job_id = self.session.submit(kind, title, fn, **params)
-        self.jobs.track(job_id)
-        self.jobs.select_job(job_id)
-        self._update_counts()
-        return job_id
+        return self.session.submit(kind, title, fn, **params)
 
     def _on_job_event(self, event: JobEvent) -> None:
         self.jobs.on_event(event)
         if event.kind == "partial":
-            self.session.job_results[event.job_id] = event.payload
-            self.reload()
-        elif event.kind == "state" and event.state.finished:
-            self.reload()
-            self._refresh_tasks()
-            self._report_job(event)
+            self._reload_changed(event.tasks)
+            self._tell_recorded(event.payload)
+        elif event.kind == "state":
+            if event.state.finished:
+                self._report_job(event)
             self._update_counts()
 
+    def _tell_recorded(self, payload: object) -> None:
+        """What an import or export job produced, once the runner recorded it."""
+        items = payload if isinstance(payload, list) else []
+        reports = [getattr(item, "report", None) for item in items]
+        if items and all(isinstance(r, ImportReport) for r in reports):
+            added = sum(r.architectures_added for r in reports)
+            self._tell(f"Imported {len(reports)} file(s), {added:,} new architectures")
+        elif items and all(isinstance(item, Path) for item in items):
+            self._tell(f"Exported {len(items)} file(s) to {items[0].parent}")
+
     def _report_job(self, event: JobEvent) -> None:
-        kind = self.session.job_kinds.get(event.job_id)
-        name = _JOB_NAMES.get(kind, "Job")
+        kind = self.project.job(event.job_id).kind
+        name = _JOB_NAMES.get(kind)
+        if name is None:
+            return
         if event.state == JobState.FAILED and kind in ("import", "export"):
             show_error(self, f"{name} failed", str(event.payload or event.message))
-        elif event.state == JobState.DONE and kind == "import":
-            reports = self.session.job_results.get(event.job_id) or []
-            added = sum(r.architectures_added for r in reports)
-            self.statusBar().showMessage(
-                f"Imported {len(reports)} file(s), {added:,} new architectures", 10000
-            )
-        elif event.state == JobState.DONE and kind == "export":
-            written = self.session.job_results.get(event.job_id) or []
-            where = written[0].parent if written else ""
-            self.statusBar().showMessage(f"Exported {len(written)} file(s) to {where}", 10000)
-        else:
-            self.statusBar().showMessage(f"{name} {event.state.value}: {event.message}", 10000)
+        elif event.state != JobState.DONE or kind == "sample":
+            self._tell(f"{name} {event.state.value}: {event.message}")
 
     # --- user actions with dialogs ------------------------------------------------------------
 
@@ -472,7 +539,7 @@ class MainWindow(QMainWindow):
             return
         task = vocab = None
         if self.files_needing_task(paths):
-            dialog = TaskDialog(self.project.tasks(), self.current_task(), self)
+            dialog = TaskDialog(self.project.tasks(), self.view.task, self)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return
             choice = dialog.choice()
@@ -480,9 +547,9 @@ class MainWindow(QMainWindow):
         self.import_paths(paths, task, vocab)
 
     def _choose_export(self) -> None:
-        count = len(self.browser.selected_ids())
+        count = len(self.view.selection)
         if count == 0:
-            self.statusBar().showMessage("Select architectures in the table first", 5000)
+            self._tell("Select architectures in the table first", 5000)
             return
         target = ask_export_target(self, count)
         if target is not None:
@@ -491,7 +558,7 @@ class MainWindow(QMainWindow):
     def _choose_sampling(self) -> None:
         if self.session is None:
             return
-        dialog = SampleDialog(self.project.tasks(), self.current_task(), self)
+        dialog = SampleDialog(self.project.tasks(), self.view.task, self)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             request = dialog.request()
             self.start_sampling(request.task, request.count, request.seed)
@@ -509,6 +576,8 @@ class MainWindow(QMainWindow):
             self.settings.setValue(key, value)
         self.settings.sync()
         self._close_session()
+        self.jobs.set_project(None)
+        self.detail.set_project(None)
         super().closeEvent(event)
 
 

@@ -1,7 +1,8 @@
 """The Pareto view: BLEU (measured or predicted) against a cost, the front as a step line.
 
-Points are drawn from numpy arrays, one ScatterPlotItem per source, so a redraw of 100,000
-architectures costs a few ``setData`` calls (skipped for items whose points did not change).
+Points are drawn from numpy arrays, per source, in chunks of consecutive table rows
+(``_PointGroup``): a reload that changes a few points re-sends only their chunks to pyqtgraph,
+so the window stays responsive while a job records results into a task of 30,000 architectures.
 Hover and click find the nearest point with numpy in pixel space (pyqtgraph's own point
 picking builds a Python object per point).
 Architectures with a cost but no value on the chosen BLEU axis (freshly sampled ones) appear
@@ -34,9 +35,12 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from nasstudio.gui import columns
+from nasstudio.gui.view_state import ViewState
 from nasstudio.search import pareto_front_2d
 
 PICK_RADIUS_PX = 6
+# Table rows per plot item of a point group: pyqtgraph spends about 3 µs a point on setData.
+CHUNK_ROWS = 2048
 # Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
 _PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 _FRONT_COLOR = "#C00000"
@@ -70,6 +74,51 @@ class _Layer:
         return found[inside]
 
 
+class _PointGroup:
+    """Points of one look, at ascending table positions, drawn by one ScatterPlotItem per
+    ``CHUNK_ROWS`` rows of the table. For the legend it is one entry: pyqtgraph's ItemSample
+    reads its ``opts`` and toggles its visibility."""
+
+    def __init__(self, size: float, brush: object, z: float = 0.0) -> None:
+        self.opts = {"pen": None, "brush": brush, "size": size, "symbol": "o"}
+        self._z = z
+        self._visible = True
+        self._items: list[pg.ScatterPlotItem] = []
+
+    def set_points(
+        self, plot: pg.PlotItem, positions: np.ndarray, x: np.ndarray, y: np.ndarray
+    ) -> None:
+        chunks = int(positions[-1]) // CHUNK_ROWS + 1 if positions.size else 0
+        while len(self._items) < chunks:
+            item = pg.ScatterPlotItem(size=self.opts["size"], pen=None, brush=self.opts["brush"])
+            item.setZValue(self._z)
+            item.setVisible(self._visible)
+            plot.addItem(item)
+            self._items.append(item)
+        ends = np.searchsorted(positions, CHUNK_ROWS * np.arange(1, len(self._items) + 1))
+        start = 0
+        for item, end in zip(self._items, ends, strict=True):
+            _set_points(item, x[start:end], y[start:end])
+            start = end
+
+    def remove(self, plot: pg.PlotItem) -> None:
+        for item in self._items:
+            plot.removeItem(item)
+        self._items.clear()
+
+    def count(self) -> int:
+        return sum(item.data.size for item in self._items)
+
+    # pyqtgraph's ItemSample (the legend) calls these two.
+    def isVisible(self) -> bool:
+        return self._visible
+
+    def setVisible(self, visible: bool) -> None:
+        self._visible = visible
+        for item in self._items:
+            item.setVisible(visible)
+
+
 class _XExtent(pg.GraphicsObject):
     """Invisible item that widens the plot's automatic x range (not y) to [low, high], so the
     linked strip's points are in view even when the plot itself has none."""
@@ -95,25 +144,27 @@ class _XExtent(pg.GraphicsObject):
 class ParetoView(QWidget):
     """Scatter of the current task's table with its Pareto front (minimise x, maximise y).
 
+    Its axes are the view state's ``x_axis`` and ``y_axis`` (a key the table lacks is kept for
+    later tables), and it marks the view state's ``selection``.
     A benchmark times ``set_table(df)`` (or ``redraw()`` after it) with ``df`` shaped like
     ``Project.table``: an id index, metric columns and ``source:<column>`` columns.
     """
 
     points_clicked = Signal(list, bool)  # ids, extend the selection (Ctrl held)
-    axes_changed = Signal(str, str)  # x key, y key
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._view = view
         self._table = pd.DataFrame()
         self._index = pd.Index([], dtype=object)
-        self._preferred: tuple[str | None, str | None] = (None, None)
-        self._highlighted: list[str] = []
+        self._drawn_axes: tuple[str | None, str | None] = (None, None)
+        self._highlighted: list[str] = list(view.selection)
         self._colors: dict[str, str] = {}
-        self._source_items: dict[str, pg.ScatterPlotItem] = {}
+        self._source_items: dict[str, _PointGroup] = {}
         self._scored = _Layer()
         self._unscored = _Layer()
         self._codes = np.empty(0, dtype=np.intp)  # source of each scored point
-        self._code_items: list[pg.ScatterPlotItem] = []  # the item of each source code
+        self._code_items: list[_PointGroup] = []  # the points of each source code
         self._front = np.empty(0, dtype=np.intp)  # indices into the scored layer
         self._tip_shown = False
         self.x_combo = QComboBox(toolTip="Cost on the x axis (minimised): latency, GFLOPs, size")
@@ -125,6 +176,9 @@ class ParetoView(QWidget):
         self._layout_widgets()
         self.x_combo.currentIndexChanged.connect(self._on_axis_chosen)
         self.y_combo.currentIndexChanged.connect(self._on_axis_chosen)
+        view.events.x_axis.connect(self._follow_view_axes)
+        view.events.y_axis.connect(self._follow_view_axes)
+        view.events.selection.connect(self.highlight)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -158,9 +212,8 @@ class ParetoView(QWidget):
         self.strip.setYRange(-0.1, 1.1, padding=0)
         self.strip.setMaximumHeight(110)
         self.strip.setXLink(self.plot)
-        self._strip_points = pg.ScatterPlotItem(size=5, pen=None, brush=_UNSCORED_COLOR)
+        self._strip_points = _PointGroup(5, pg.mkBrush(_UNSCORED_COLOR))
         self._strip_highlight = self._highlight_item()
-        self.strip.addItem(self._strip_points)
         self.strip.addItem(self._strip_highlight)
         self._strip_shown = False
         scene = self.canvas.scene()
@@ -213,19 +266,18 @@ class ParetoView(QWidget):
         self.redraw()
 
     def set_axes(self, x: str | None, y: str | None) -> None:
-        """Choose the axes by column key; a key the table lacks is kept for later tables."""
-        self._preferred = (x or self._preferred[0], y or self._preferred[1])
-        with signals_blocked(self.x_combo), signals_blocked(self.y_combo):
-            self._choose(self.x_combo, self._preferred[0])
-            self._choose(self.y_combo, self._preferred[1])
-        self.redraw()
+        """Choose the axes by column key (None keeps that axis), in the view state."""
+        if x:
+            self._view.x_axis = x
+        if y:
+            self._view.y_axis = y
 
     def axes(self) -> tuple[str | None, str | None]:
         return self.x_combo.currentData(), self.y_combo.currentData()
 
     def redraw(self) -> None:
         """Rebuild every plot item from the table for the chosen axes."""
-        x_key, y_key = self.axes()
+        x_key, y_key = self._drawn_axes = self.axes()
         x = self._values(x_key)
         y = self._values(y_key)
         has_x = np.isfinite(x)
@@ -242,13 +294,16 @@ class ParetoView(QWidget):
         self._show_message(self._empty_message(x_key, y_key))
 
     def highlight(self, ids: Iterable[str]) -> None:
-        """Mark the architectures selected elsewhere."""
+        """Mark these architectures (the view state's selection)."""
         self._highlighted = list(ids)
         self._draw_highlight()
 
     def plotted_ids(self) -> list[str]:
         """Ids of the points on the plot (those with both an x and a y value)."""
         return self._index[self._scored.positions].tolist()
+
+    def plotted_count(self) -> int:
+        return int(self._scored.positions.size)
 
     def unscored_ids(self) -> list[str]:
         """Ids in the strip: a cost but no value on the chosen y axis."""
@@ -290,8 +345,8 @@ class ParetoView(QWidget):
         xs = [k for k in columns.metric_columns(measured) if columns.is_cost(k)]
         ys = [k for k in columns.metric_columns(measured + predicted) if columns.is_bleu(k)]
         with signals_blocked(self.x_combo), signals_blocked(self.y_combo):
-            self._refill(self.x_combo, xs, self._preferred[0], _default_x(xs))
-            self._refill(self.y_combo, ys, self._preferred[1], _default_y(ys))
+            self._refill(self.x_combo, xs, self._view.x_axis, _default_x(xs))
+            self._refill(self.y_combo, ys, self._view.y_axis, _default_y(ys))
 
     def _refill(
         self, combo: QComboBox, keys: list[str], preferred: str | None, default: str | None
@@ -317,9 +372,16 @@ class ParetoView(QWidget):
 
     def _on_axis_chosen(self) -> None:
         x, y = self.axes()
-        self._preferred = (x, y)
-        self.redraw()
-        self.axes_changed.emit(x or "", y or "")
+        self.set_axes(x, y)
+        if self.axes() != self._drawn_axes:
+            self.redraw()
+
+    def _follow_view_axes(self, _: object = None) -> None:
+        with signals_blocked(self.x_combo), signals_blocked(self.y_combo):
+            self._choose(self.x_combo, self._view.x_axis)
+            self._choose(self.y_combo, self._view.y_axis)
+        if self.axes() != self._drawn_axes:
+            self.redraw()
 
     # --- drawing ------------------------------------------------------------------------------
 
@@ -347,21 +409,22 @@ class ParetoView(QWidget):
         self._code_items = [self._source_item(name) for name in names]
         self.legend.clear()
         for name in set(self._source_items) - set(names):
-            self.plot.removeItem(self._source_items.pop(name))
-        for code, (name, item) in enumerate(zip(names, self._code_items, strict=True)):
+            self._source_items.pop(name).remove(self.plot)
+        layer = self._scored
+        for code, (name, group) in enumerate(zip(names, self._code_items, strict=True)):
             members = codes == code
-            _set_points(item, self._scored.x[members], self._scored.y[members])
-            self.legend.addItem(item, f"{name} ({int(members.sum()):,})")
+            group.set_points(
+                self.plot, layer.positions[members], layer.x[members], layer.y[members]
+            )
+            self.legend.addItem(group, f"{name} ({int(members.sum()):,})")
 
-    def _source_item(self, name: str) -> pg.ScatterPlotItem:
+    def _source_item(self, name: str) -> _PointGroup:
         if name not in self._source_items:
             color = pg.mkColor(
                 self._colors.setdefault(name, _PALETTE[len(self._colors) % len(_PALETTE)])
             )
             color.setAlpha(200)
-            item = pg.ScatterPlotItem(size=7, pen=None, brush=pg.mkBrush(color), name=name)
-            self._source_items[name] = item
-            self.plot.addItem(item)
+            self._source_items[name] = _PointGroup(7, pg.mkBrush(color))
         return self._source_items[name]
 
     def _draw_front(self) -> None:
@@ -376,7 +439,7 @@ class ParetoView(QWidget):
 
     def _draw_strip(self, y_key: str | None) -> None:
         layer = self._unscored
-        _set_points(self._strip_points, layer.x, layer.y)
+        self._strip_points.set_points(self.strip, layer.positions, layer.x, layer.y)
         show = layer.positions.size > 0
         if show != self._strip_shown:
             if show:

@@ -1,17 +1,15 @@
-"""Evaluation results of prompts and of the stored baselines: records kept between runs (in
-QSettings, without anything secret) and the table that shows them per seed."""
+"""Evaluation results of prompts and of the stored baselines, as the project records them (one
+row per seed, written by the evaluation job), and the table that shows them per seed."""
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QComboBox,
@@ -26,10 +24,10 @@ from PySide6.QtWidgets import (
 from superqt import QElidingLabel
 from superqt.utils import signals_blocked
 
-from nasstudio.predict.evaluate import METRICS, EvaluationResult, SplitResult
+from nasstudio.jobs import JobState
+from nasstudio.predict.evaluate import METRICS
+from nasstudio.store import Project
 
-SETTINGS_KEY = "llm/evaluations"
-MAX_RECORDS = 300
 LOWER_IS_BETTER = {"mae"}
 PREDICTOR, SEED, MAE, TAU, RHO, COUNT, PROMPT = range(7)
 _HEADERS = ("Predictor", "Seed", "MAE", "Kendall τ", "Spearman ρ", "n", "Prompt")
@@ -46,26 +44,14 @@ PREDICTOR_WIDTH = 190
 _METRIC_COLUMNS = dict(zip(METRICS, (MAE, TAU, RHO), strict=True))
 _BEST = QColor("#1b7a1b")
 _RUNNING = QColor("#777777")
-
-
-def _finite(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
-
-
-def seed_row(split: SplitResult) -> dict[str, Any]:
-    """One seed's scores as plain JSON (NaN as None)."""
-    return {
-        "seed": split.seed,
-        "n": split.scores.n,
-        "missing": len(split.missing),
-        **{m: _finite(getattr(split.scores, m)) for m in METRICS},
-    }
+# Rows of a job in these states are an evaluation that is, or will be, complete.
+_SHOWN_STATES = {None, JobState.DONE, JobState.QUEUED, JobState.RUNNING}
 
 
 @dataclass
 class EvaluationRecord:
-    """A predictor's scores on one task of one seedarchs folder. ``version`` is the prompt's
-    version for an LLM prompt and None for a stored predictor (a baseline)."""
+    """A predictor's scores on one task of one seedarchs folder, from one job. ``version`` is
+    the prompt's version for an LLM prompt and None for a stored predictor (a baseline)."""
 
     task: str
     folder: str
@@ -74,32 +60,13 @@ class EvaluationRecord:
     version: str | None = None
     seeds: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
-    time: float = field(default_factory=time.time)
-
-    @classmethod
-    def from_result(cls, result: EvaluationResult, folder: str, label: str) -> EvaluationRecord:
-        return cls(
-            result.task,
-            folder,
-            result.predictor,
-            label,
-            result.prompt_version,
-            [seed_row(s) for s in result.splits],
-            finished=True,
-        )
+    first_row: int = 0  # where it starts in the project's evaluations: their order
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
+    def key(self) -> tuple[str, str, str, str | None, str]:
         # The label is part of a prompt's key: an ablation variant may render exactly like the
         # full prompt (same version) and still deserves its own row.
-        which = self.label if self.version is None else f"{self.version} {self.label}"
-        return (self.task, self.folder, self.predictor, which)
-
-    def add_split(self, split: SplitResult) -> None:
-        self.seeds = sorted(
-            [s for s in self.seeds if s["seed"] != split.seed] + [seed_row(split)],
-            key=lambda s: s["seed"],
-        )
+        return (self.task, self.folder, self.predictor, self.version, self.label)
 
     def values(self, metric: str) -> list[float]:
         return [s[metric] for s in self.seeds if s[metric] is not None]
@@ -120,52 +87,42 @@ class EvaluationRecord:
         )
 
 
-class EvaluationBook:
-    """All records of this session; the finished ones are also kept in QSettings (newest
-    last, at most MAX_RECORDS) so that earlier versions' scores survive a restart."""
+def evaluation_records(
+    project: Project, task: str | None = None, folder: str | None = None
+) -> list[EvaluationRecord]:
+    """The evaluations the project holds (of ``task`` on ``folder`` when given): for each
+    predictor and prompt the latest, finished or still running; one whose job was cancelled or
+    failed is left out. Baselines first, then prompts in the order they were evaluated."""
+    benchmark = normalise_folder(folder) if folder is not None else None
+    runs: dict[tuple, EvaluationRecord] = {}
+    for row in project.evaluations(task, benchmark):
+        state = row["job_state"]
+        if state not in _SHOWN_STATES:
+            continue
+        record = EvaluationRecord(
+            row["task"],
+            row["benchmark"],
+            row["predictor"],
+            row["label"],
+            row["prompt_version"],
+            finished=state in (None, JobState.DONE),
+            first_row=row["id"],
+        )
+        record = runs.setdefault((row["job_id"], record.key), record)
+        record.seeds.append(
+            {
+                "seed": row["seed"],
+                "n": row["n"],
+                "missing": len(row["details"].get("missing", ())),
+                **{m: _finite(row[m]) for m in METRICS},
+            }
+        )
+    latest = {record.key: record for record in runs.values()}  # runs come oldest first
+    return sorted(latest.values(), key=lambda r: (r.version is not None, r.first_row))
 
-    def __init__(self, settings: QSettings) -> None:
-        self._settings = settings
-        self._records: dict[tuple[str, str, str, str], EvaluationRecord] = {}
-        for record in self._load():
-            self._records[record.key] = record
 
-    def _load(self) -> list[EvaluationRecord]:
-        try:
-            items = json.loads(str(self._settings.value(SETTINGS_KEY, "[]")))
-            return [EvaluationRecord(**item) for item in items]
-        except (TypeError, ValueError):  # an older or hand-edited value: start afresh
-            return []
-
-    def put(self, record: EvaluationRecord) -> None:
-        record.folder = normalise_folder(record.folder)
-        self._records.pop(record.key, None)  # re-inserted: newest last
-        self._records[record.key] = record
-        if record.finished:
-            self._save()
-
-    def discard(self, key: tuple[str, str, str, str]) -> None:
-        self._records.pop(key, None)
-
-    def get(self, key: tuple[str, str, str, str]) -> EvaluationRecord | None:
-        return self._records.get(key)
-
-    def _save(self) -> None:
-        finished = [asdict(r) for r in self._records.values() if r.finished][-MAX_RECORDS:]
-        self._settings.setValue(SETTINGS_KEY, json.dumps(finished))
-
-    def records(self, task: str, folder: str) -> list[EvaluationRecord]:
-        """Baselines first, then prompts in the order they were evaluated."""
-        folder = normalise_folder(folder)
-        chosen = [r for r in self._records.values() if r.task == task and r.folder == folder]
-        return sorted(chosen, key=lambda r: (r.version is not None, r.time))
-
-    def tasks(self, folder: str) -> list[str]:
-        folder = normalise_folder(folder)
-        return sorted({r.task for r in self._records.values() if r.folder == folder})
-
-    def of_version(self, version: str) -> list[EvaluationRecord]:
-        return [r for r in self._records.values() if r.version == version and r.finished]
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def normalise_folder(folder: str | Path) -> str:

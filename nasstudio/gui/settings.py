@@ -17,6 +17,9 @@ GEOMETRY = "window/geometry"
 STATE = "window/state"
 SPLITTER = "window/splitter"
 LEFT_SPLITTER = "window/left_splitter"
+# Written by the Train panel's form; read when a Ray job is run again from the jobs panel.
+RAY_ADDRESS = "train/ray_address"
+RAY_STORAGE = "train/ray_storage"
 
 
 def text(settings: QSettings, key: str) -> str | None:

@@ -1,22 +1,28 @@
-"""Reads ``Project.table`` off the GUI thread, at most a few times a second.
+"""Reads ``Project.table`` away from the GUI thread, at most a few times a second.
 
-A task's table takes about 1.5 s to read at 70,000 architectures, so the window asks this
-loader and gets the frame back through a signal; requests that arrive while a read runs, or
-sooner than the throttle allows, collapse into one later read.
+A task's table takes about a second to read at 30,000 architectures, so the window asks this
+loader and gets the frame back through a signal. The read runs in a reader process
+(``table_reader``): a thread would hold the GIL, and so the GUI, most of that second. Requests
+that arrive while a read runs, or sooner than the throttle allows, collapse into one later read.
+A read first checks the task's revision (``Project.revisions``) and skips the table when the task
+did not change since the last one.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pandas as pd
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
+from nasstudio.gui import table_reader
 from nasstudio.store import Project
 
 MIN_INTERVAL_MS = 250
+# How often a read in flight is looked at: no thread of the reader ever touches a Qt object.
+_POLL_MS = 10
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,10 @@ class TableSnapshot:
 
 
 class TableLoader(QObject):
-    """Loads one task's table in a worker thread; ``loaded`` fires in the GUI thread."""
+    """Loads one task's table in the reader process; ``loaded`` fires in the GUI thread."""
 
     loaded = Signal(object)  # TableSnapshot
     failed = Signal(str)
-    _done = Signal(object, float)  # from the worker: snapshot, None (unchanged) or exception
 
     def __init__(
         self,
@@ -40,24 +45,19 @@ class TableLoader(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self._project = project
+        self._path = str(project.path)
         self._min_interval_ms = min_interval_ms
-        # One thread, so the project keeps one extra connection for the whole session.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="nasstudio-table")
         self._task: str | None = None
         self._force = False
-        self._busy = False
         self._pending = False
         self._closed = False
         self._next_allowed = 0.0
-        self._last: TableSnapshot | None = None  # touched by the worker thread only
+        self._last: tuple[str, int] | None = None  # task and revision of the last snapshot
+        self._read: tuple[str, Future, float] | None = None  # task, future, start: in flight
         self._timer = QTimer(self, singleShot=True)
         self._timer.timeout.connect(self._start)
-        self._done.connect(self._finished, Qt.ConnectionType.QueuedConnection)
-
-    @property
-    def busy(self) -> bool:
-        return self._busy or self._timer.isActive()
+        self._poll = QTimer(self, interval=_POLL_MS)
+        self._poll.timeout.connect(self._check)
 
     def request(self, task: str | None, force: bool = False) -> None:
         """Read ``task`` soon; ``force`` reads at once and reports even an unchanged table."""
@@ -67,7 +67,7 @@ class TableLoader(QObject):
             force = True
         self._task = task
         self._force |= force
-        if self._busy:
+        if self._read is not None:
             self._pending = True
             return
         wait_ms = 0 if self._force else (self._next_allowed - time.monotonic()) * 1000
@@ -75,47 +75,38 @@ class TableLoader(QObject):
             self._timer.start(max(0, int(wait_ms)))
 
     def shutdown(self) -> None:
-        """Stop reading; a read in progress is allowed to finish (the project stays open)."""
+        """Stop reading; a read in flight finishes in the reader, unheard."""
         self._closed = True
         self._timer.stop()
-        self._executor.shutdown(wait=True)
+        self._poll.stop()
+        self._read = None
 
     def _start(self) -> None:
         if self._closed:
             return
-        self._busy, self._pending = True, False
+        self._pending = False
         task, force, self._force = self._task, self._force, False
-        self._executor.submit(self._read, task, force)
+        known = self._last[1] if self._last is not None and self._last[0] == task else None
+        future = table_reader.submit(self._path, task, None if force else known)
+        self._read = (task, future, time.monotonic())
+        self._poll.start()
 
-    def _read(self, task: str, force: bool) -> None:
-        started = time.monotonic()
-        try:
-            snapshot = TableSnapshot(
-                task, self._project.table(task), self._project.value_columns(task)
-            )
-        except Exception as exc:  # reported in the GUI thread
-            self._done.emit(exc, time.monotonic() - started)
+    def _check(self) -> None:
+        task, future, started = self._read
+        if not future.done():
             return
-        last, self._last = self._last, snapshot
-        unchanged = (
-            not force
-            and last is not None
-            and last.task == task
-            and last.value_columns == snapshot.value_columns
-            and last.table.equals(snapshot.table)
-        )
-        self._done.emit(None if unchanged else snapshot, time.monotonic() - started)
-
-    def _finished(self, result: object, seconds: float) -> None:
-        self._busy = False
-        if self._closed:
-            return
-        # Leave the worker idle at least as long as it was busy, so big tables are read less.
-        interval = max(self._min_interval_ms / 1000, 2 * seconds)
-        self._next_allowed = time.monotonic() + interval
-        if isinstance(result, Exception):
-            self.failed.emit(f"cannot read the table of '{self._task}': {result}")
-        elif result is not None and result.task == self._task:
-            self.loaded.emit(result)
+        self._poll.stop()
+        self._read = None
+        # Leave the reader idle at least as long as it was busy: big tables are read less often.
+        seconds = time.monotonic() - started
+        self._next_allowed = time.monotonic() + max(self._min_interval_ms / 1000, seconds)
+        error = future.exception()
+        if error is not None:
+            self.failed.emit(f"cannot read the table of '{task}': {error}")
+        elif (result := future.result()) is not None:
+            revision, table, value_columns = result
+            self._last = (task, revision)
+            if task == self._task:
+                self.loaded.emit(TableSnapshot(task, table, value_columns))
         if self._pending:
             self.request(self._task)

@@ -3,7 +3,7 @@ one curve per run in the same colour on the three plots, the run's name in the l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pyqtgraph as pg
@@ -49,7 +49,7 @@ class _Run:
 
 
 class RunCurves(QWidget):
-    """Three linked plots against the training step. Runs are keyed by an int of the caller."""
+    """Three linked plots against the training step. Runs are keyed by their job id."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,16 +89,28 @@ class RunCurves(QWidget):
         self.legend.addItem(run.curves["train_loss"], label)
         return color
 
-    def append(self, key: int, report: Mapping[str, object]) -> None:
-        """Add the figures of one progress report (those it has) at its step."""
+    def append(self, key: int, reports: Iterable[Mapping[str, object]]) -> None:
+        """Add the figures of progress reports (those each has) at their steps."""
+        run = self._runs[key]
+        changed = set()
+        for report in reports:
+            for metric in METRICS:
+                value = report.get(metric)
+                if value is not None:
+                    run.steps[metric].append(int(report["step"]))
+                    run.values[metric].append(float(value))
+                    changed.add(metric)
+        for metric in changed:  # one setData per curve: stored runs bring thousands of points
+            run.curves[metric].setData(run.steps[metric], run.values[metric])
+
+    def set_points(self, key: int, reports: Iterable[Mapping[str, object]]) -> None:
+        """Replace a run's points with those of ``reports`` (its stored curve)."""
         run = self._runs[key]
         for metric, curve in run.curves.items():
-            value = report.get(metric)
-            if value is None:
-                continue
-            run.steps[metric].append(int(report["step"]))
-            run.values[metric].append(float(value))
-            curve.setData(run.steps[metric], run.values[metric])
+            run.steps[metric].clear()
+            run.values[metric].clear()
+            curve.setData([], [])
+        self.append(key, reports)
 
     def set_shown(self, key: int, shown: bool) -> None:
         run = self._runs[key]

@@ -1,20 +1,21 @@
-"""The Train panel: train the browser's selected architectures on a corpus and watch their loss
-and BLEU live, measure their latency, train the task's weight-sharing supernet.
+"""The Train panel: train the selected architectures on a corpus and watch their loss and BLEU
+live, measure their latency, train the task's weight-sharing supernet.
 
-Runs on one device go one at a time (``DeviceQueue``): two trainings sharing a CPU each run at
-half speed, and a latency measured beside a training measures the contention. The runs waiting
-for their device are listed here only; the jobs panel shows them once they start.
+Every run is a job, submitted at once to the window's runner with its device (or the Ray
+cluster) as the resource: a run waiting for its device is a queued job, in the store, the Jobs
+panel and the CLI alike. The run list shows the project's training, supernet and latency jobs,
+read from the store and followed through job events; a run's curves are its stored curve
+points (``Project.curve``) and those that arrive while it runs, so a reopened project still
+shows its past runs.
 """
 
 from __future__ import annotations
 
-import random
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,7 +28,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QSplitter,
-    QToolBar,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -37,116 +37,121 @@ from PySide6.QtWidgets import (
 
 from nasstudio.data.corpus import CorpusError
 from nasstudio.data.spec import task_name
+from nasstudio.gui.dialogs import show_error
+from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.train_curves import RunCurves
 from nasstudio.gui.train_form import TrainForm
+from nasstudio.gui.view_state import ViewState
 from nasstudio.jobs import JobEvent, JobState
 from nasstudio.jobs.latency import latency_job
 from nasstudio.jobs.model import JobFunction
+from nasstudio.jobs.records import CurvePoint
 from nasstudio.metrics.latency import device_name
-from nasstudio.store import BLEU_VALID, LATENCY_MS
+from nasstudio.store import BLEU_VALID, LATENCY_MS, JobRecord
 from nasstudio.train.job import train_job
 from nasstudio.train.supernet import supernet_train_job
 
-if TYPE_CHECKING:
-    from nasstudio.gui.main_window import MainWindow
-
 SPLITTER_KEY = "train/splitter"
-WAITING = "waiting"  # for its device, not submitted yet
+RUN_KINDS = ("train", "supernet", "latency")
+CURVE_KINDS = ("train", "supernet")
+SHOWN_ON_OPEN = 4  # past runs whose curves are drawn when a project opens
 RUN, STATE, STEP, TRAIN_LOSS, VALID_LOSS, BLEU = range(6)
 _HEADERS = ("Run", "State", "Step", "Loss", "Valid loss", "BLEU")
 _FIGURES = {TRAIN_LOSS: "train_loss", VALID_LOSS: "valid_loss", BLEU: "valid_bleu"}
 _STATE_COLORS = {
+    JobState.QUEUED.value: QColor("#1f5fa8"),
     JobState.FAILED.value: QColor("#b00020"),
     JobState.CANCELLED.value: QColor("#777777"),
+    JobState.INTERRUPTED.value: QColor("#b35c00"),
     JobState.DONE.value: QColor("#1b7a1b"),
 }
+_RERUNNABLE = (JobState.INTERRUPTED.value, JobState.FAILED.value, JobState.CANCELLED.value)
 
 
 @dataclass
 class Run:
-    """One job the panel started or will start: a training, a supernet or a latency batch."""
+    """A training, supernet or latency job as the run list shows it."""
 
-    key: int
-    kind: str  # "train", "supernet" or "latency"
+    job_id: int
+    kind: str
     title: str
     label: str  # in the run list and the legend
     device: str
     task: str  # the task it was started from
     result_task: str  # where its results are recorded
     arch_ids: list[str]
-    fn: JobFunction
-    params: dict[str, Any]
-    job_id: int | None = None
-    state: str = WAITING
+    state: str
     progress: float = 0.0
     message: str = ""
+    can_rerun: bool = False  # its function and parameters are in the store
     figures: dict[str, float] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
-        return self.state not in (WAITING, JobState.QUEUED.value, JobState.RUNNING.value)
+        return JobState(self.state).finished
+
+    @classmethod
+    def of(cls, record: JobRecord, label: str) -> Run:
+        params = record.params
+        task = params.get("task", "")
+        corpus = params.get("corpus")
+        return cls(
+            job_id=record.id,
+            kind=record.kind,
+            title=record.title,
+            label=label,
+            device=params.get("device", "cpu"),
+            task=task,
+            result_task=task_name(corpus) if record.kind == "train" and corpus else task,
+            arch_ids=[params["arch_id"]] if "arch_id" in params else params.get("arch_ids", []),
+            state=record.state,
+            progress=record.progress,
+            message=record.message or "",
+            can_rerun=bool(record.function),
+        )
 
 
-class DeviceQueue:
-    """Starts one run per device and the next one when it ends."""
-
-    def __init__(self, start: Callable[[Run], None]) -> None:
-        self._start = start
-        self._waiting: dict[str, deque[Run]] = {}
-        self._busy: dict[str, Run] = {}
-
-    def add(self, run: Run) -> None:
-        self._waiting.setdefault(run.device, deque()).append(run)
-        self._next(run.device)
-
-    def finished(self, run: Run) -> None:
-        if self._busy.get(run.device) is run:
-            del self._busy[run.device]
-            self._next(run.device)
-
-    def drop(self, run: Run) -> bool:
-        """Remove a run that is still waiting; False when it already started."""
-        waiting = self._waiting.get(run.device, deque())
-        if run in waiting:
-            waiting.remove(run)
-            return True
-        return False
-
-    def clear(self) -> None:
-        self._waiting.clear()
-        self._busy.clear()
-
-    def _next(self, device: str) -> None:
-        waiting = self._waiting.get(device)
-        if device not in self._busy and waiting:
-            run = self._busy[device] = waiting.popleft()
-            self._start(run)
+def run_label(record: JobRecord) -> str:
+    params = record.params
+    if record.kind == "train":
+        return params.get("arch_id", record.title)
+    if record.kind == "supernet":
+        return f"supernet · {params.get('task', '')}"
+    return f"latency · {len(params.get('arch_ids', []))} arch · {params.get('device', 'cpu')}"
 
 
 class TrainPanel(QWidget):
-    """Settings, the run list and the live curves; the actions live in the window's Train menu."""
+    """Settings, the run list and the curves. It binds to the view state (task, selection,
+    axes) and submits to the session's runner; the window puts its actions in a menu."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.main = window  # not self.window: that is QWidget.window()
-        self._runs: dict[int, Run] = {}
-        self._by_job: dict[int, Run] = {}
+    status = Signal(str)  # a message for the status bar
+    pick_requested = Signal(int)  # select this many of the table's rows at random
+
+    def __init__(
+        self, qsettings: QSettings, view: ViewState, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._settings = qsettings
+        self._view = view
+        self._session: ProjectSession | None = None
+        self._runs: dict[int, Run] = {}  # by job id
         self._items: dict[int, QTreeWidgetItem] = {}
+        self._loaded: set[int] = set()  # runs whose stored curve points are drawn
+        self._started: set[int] = set()  # queued from this window: results followed, errors shown
         self._errors_shown: set[str] = set()
-        self.queue = DeviceQueue(self._start)
-        self.form = TrainForm(window.settings)
+        self.form = TrainForm(qsettings)
         self.curves = RunCurves()
         self.runs = self._make_run_list()
         self._build_actions()
         self._build_layout()
-        window.browser.selection_changed.connect(self._show_selection)
-        window.project_opened.connect(self._on_project_opened)
-        self._show_selection(window.browser.selected_ids())
+        view.events.selection.connect(self._show_selection)
+        view.events.task.connect(self._show_selection)
+        self._show_selection()
 
     # --- construction -------------------------------------------------------------------------
 
     def _action(self, text: str, slot: Callable[[], object], shortcut: str, tip: str) -> QAction:
-        action = QAction(text, self.main, shortcut=QKeySequence(shortcut), statusTip=tip)
+        action = QAction(text, self, shortcut=QKeySequence(shortcut), statusTip=tip)
         action.setToolTip(f"{tip} ({action.shortcut().toString()})")
         action.triggered.connect(slot)
         return action
@@ -156,7 +161,7 @@ class TrainPanel(QWidget):
             "&Train selected",
             self.train_selected,
             "Ctrl+T",
-            "Train each selected architecture on the corpus, one after another per device",
+            "Train each selected architecture on the corpus; runs wait in their device's queue",
         )
         self.latency_action = self._action(
             "Measure &latency",
@@ -185,8 +190,8 @@ class TrainPanel(QWidget):
         tree.setUniformRowHeights(True)
         tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         tree.setToolTip(
-            "Runs started here: tick a run to draw its curves; double-click to select its "
-            "architectures in the table"
+            "Training, supernet and latency runs of the project: tick a run to draw its "
+            "curves; double-click to select its architectures in the table"
         )
         header = tree.header()
         header.setStretchLastSection(False)
@@ -207,7 +212,7 @@ class TrainPanel(QWidget):
             "Select this many architectures at random among the rows the table shows "
             "(filter the table first to narrow the pool)"
         )
-        pick.clicked.connect(self.pick_random)
+        pick.clicked.connect(lambda: self.pick_requested.emit(self.pick_spin.value()))
         pick_row = QHBoxLayout()
         pick_row.addWidget(self.pick_spin)
         pick_row.addWidget(pick, 1)
@@ -228,6 +233,12 @@ class TrainPanel(QWidget):
         left_layout.addLayout(self._buttons(self.supernet_action))
         self.cancel_button = QPushButton("Cancel", toolTip=self.cancel_action.toolTip())
         self.cancel_button.clicked.connect(self.cancel_selected_runs)
+        self.rerun_button = QPushButton("Run again")
+        self.rerun_button.setToolTip(
+            "Start the selected interrupted, failed or cancelled runs again with their "
+            "settings; a training resumes from its checkpoint"
+        )
+        self.rerun_button.clicked.connect(self.rerun_selected_runs)
         self.clear_button = QPushButton("Clear finished")
         self.clear_button.setToolTip("Remove the finished runs from the list and the plots")
         self.clear_button.clicked.connect(self.clear_finished)
@@ -237,6 +248,7 @@ class TrainPanel(QWidget):
         right_layout.addWidget(self.runs, 1)
         row = QHBoxLayout()
         row.addWidget(self.cancel_button)
+        row.addWidget(self.rerun_button)
         row.addWidget(self.clear_button)
         right_layout.addLayout(row)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -250,12 +262,13 @@ class TrainPanel(QWidget):
         self._update_buttons()
 
     def _restore_splitter(self) -> None:
-        state = self.main.settings.value(SPLITTER_KEY)
+        state = self._settings.value(SPLITTER_KEY)
         if not (isinstance(state, QByteArray) and self.splitter.restoreState(state)):
-            self.splitter.setSizes([340, 700, 480])
-        self.splitter.splitterMoved.connect(
-            lambda *_: self.main.settings.setValue(SPLITTER_KEY, self.splitter.saveState())
-        )
+            self.splitter.setSizes([340, 700, 520])
+        self.splitter.splitterMoved.connect(self._save_splitter)
+
+    def _save_splitter(self) -> None:
+        self._settings.setValue(SPLITTER_KEY, self.splitter.saveState())
 
     @staticmethod
     def _buttons(*actions: QAction) -> QHBoxLayout:
@@ -268,11 +281,45 @@ class TrainPanel(QWidget):
             row.addWidget(button)
         return row
 
+    # --- the project --------------------------------------------------------------------------
+
+    def set_session(self, session: ProjectSession | None) -> None:
+        """Show the runs of another project (the old one's jobs ended with its session)."""
+        for job_id in list(self._runs):
+            self._forget(job_id)
+        self._session = session
+        self._started.clear()
+        if session is None:
+            return
+        session.bridge.job_event.connect(self._on_job_event)
+        session.bridge.submitted.connect(self._on_submitted)
+        records = [r for r in session.project.jobs() if r.kind in RUN_KINDS]
+        drawn = {r.id for r in records if r.kind in CURVE_KINDS}
+        drawn = set(sorted(drawn)[-SHOWN_ON_OPEN:])
+        for record in records:
+            self._add_run(record, shown=record.id in drawn)
+
+    def show_records(self, records: list[JobRecord]) -> None:
+        """Job rows that changed in the store without an event here (another process's runs):
+        new runs join the list, known ones take the stored state and curves."""
+        for record in records:
+            if record.kind not in RUN_KINDS:
+                continue
+            run = self._runs.get(record.id)
+            if run is None:
+                self._add_run(record, shown=not JobState(record.state).finished)
+                continue
+            run.state, run.progress = record.state, record.progress
+            run.message = record.message or run.message
+            if record.id in self._loaded:
+                self._load_curve(run)
+            self._update_item(run)
+
     # --- actions ------------------------------------------------------------------------------
 
     def train_selected(self) -> list[Run]:
         """Queue one training per selected architecture; returns the runs."""
-        ids = self.main.browser.selected_ids()
+        ids = list(self._view.selection)
         if not ids:
             self._tell("Select architectures in the table first (or Pick at random)")
             return []
@@ -280,12 +327,11 @@ class TrainPanel(QWidget):
         if settings is None:
             return []
         corpus, config = settings
-        runs = [
-            self._queue(
+        runs = []
+        for arch_id in ids:
+            run = self._submit(
                 "train",
                 f"Train {arch_id} on {_corpus_text(corpus)}",
-                self._unique_label(arch_id),
-                [arch_id],
                 train_job,
                 arch_id=arch_id,
                 corpus=corpus,
@@ -293,23 +339,23 @@ class TrainPanel(QWidget):
                 vocab_size=self.form.vocab_size(),
                 vocab_type=self.form.vocab_type(),
             )
-            for arch_id in ids
-        ]
-        self._tell(f"Queued {len(runs)} training run(s) on {self.form.device()}")
+            if run is None:
+                break
+            runs.append(run)
+        if runs:
+            self._tell(f"Queued {len(runs)} training run(s) on {self.form.device()}")
         return runs
 
     def measure_latency(self) -> Run | None:
         """Measure the latency of the selected architectures, as one run."""
-        ids = self.main.browser.selected_ids()
-        if not ids or self.main.session is None:
+        ids = list(self._view.selection)
+        if not ids or self._session is None:
             self._tell("Select architectures in the table first (or Pick at random)")
             return None
         device = self.form.device()
-        return self._queue(
+        return self._submit(
             "latency",
             f"Latency of {len(ids)} architecture(s) on {device}",
-            f"latency · {len(ids)} arch · {device}",
-            ids,
             latency_job,
             arch_ids=ids,
             beam=self.form.latency_beam.value(),
@@ -322,12 +368,9 @@ class TrainPanel(QWidget):
         if settings is None:
             return None
         corpus, config = settings
-        task = self.main.current_task()
-        return self._queue(
+        return self._submit(
             "supernet",
-            f"Train the supernet of {task} on {_corpus_text(corpus)}",
-            self._unique_label(f"supernet · {task}"),
-            [],
+            f"Train the supernet of {self._view.task} on {_corpus_text(corpus)}",
             supernet_train_job,
             corpus=corpus,
             config=config,
@@ -335,30 +378,32 @@ class TrainPanel(QWidget):
             vocab_type=self.form.vocab_type(),
         )
 
-    def pick_random(self) -> None:
-        """Select ``pick_spin`` random rows among those the table shows."""
-        browser = self.main.browser
-        pool = browser.model.ids_at(browser.proxy.visible_source_rows())
-        browser.select_ids(random.sample(pool, min(self.pick_spin.value(), len(pool))))
-
     def cancel_selected_runs(self) -> None:
         for item in self.runs.selectedItems():
-            self.cancel(self._run_of(item).key)
+            self.cancel(self._run_of(item).job_id)
 
-    def cancel(self, key: int) -> None:
-        """Cancel a run: one still waiting never starts, a job is asked to stop."""
-        run = self._runs[key]
-        if self.queue.drop(run):
-            run.state = JobState.CANCELLED.value
-            run.message = "cancelled before it started"
-        elif run.job_id is not None and not run.finished:
-            self.main.cancel_job(run.job_id)
+    def cancel(self, job_id: int) -> None:
+        """Cancel a run: a queued one never starts, a running one is asked to stop."""
+        run = self._runs[job_id]
+        if self._session is not None and not run.finished and job_id in self._started:
+            self._session.cancel(job_id)
             run.message = "cancelling…"
-        self._update_item(run)
+            self._update_item(run)
+
+    def rerun_selected_runs(self) -> list[int]:
+        """Queue the selected interrupted, failed or cancelled runs again; their new job ids."""
+        selected = [self._run_of(item) for item in self.runs.selectedItems()]
+        if self._session is None:
+            return []
+        return [
+            self._session.rerun(run.job_id)
+            for run in selected
+            if run.state in _RERUNNABLE and run.can_rerun
+        ]
 
     def clear_finished(self) -> None:
         for run in [r for r in self._runs.values() if r.finished]:
-            self._forget(run)
+            self._forget(run.job_id)
 
     # --- queries (for tests and tools) --------------------------------------------------------
 
@@ -369,7 +414,7 @@ class TrainPanel(QWidget):
 
     def _checked_settings(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The corpus spec and training config, or None after showing why they are unusable."""
-        if self.main.session is None or self.main.current_task() is None:
+        if self._session is None or self._view.task is None:
             self._tell("Open a project with a task first")
             return None
         try:
@@ -381,76 +426,70 @@ class TrainPanel(QWidget):
             self._error("Training settings not usable", str(exc))
         return None
 
-    def _queue(
-        self,
-        kind: str,
-        title: str,
-        label: str,
-        archs: list[str],
-        fn: JobFunction,
-        **params: Any,
-    ) -> Run:
-        task = self.main.current_task()
-        device = self.form.device()
-        corpus = params.get("corpus")
-        run = Run(
-            key=max(self._runs, default=0) + 1,
-            kind=kind,
-            title=title,
-            label=label,
-            device=device,
-            task=task,
-            result_task=task_name(corpus) if kind == "train" else task,
-            arch_ids=archs,
-            fn=fn,
-            params={"task": task, "device": device, **params},
-        )
-        self._runs[run.key] = run
-        self._add_item(run)
+    def _submit(self, kind: str, title: str, fn: JobFunction, **params: Any) -> Run | None:
+        """Queue the job in the runner, in its device's queue (or the Ray cluster's)."""
+        device, executor = self.form.device(), self.form.executor()
+        resource = device
+        if executor == "ray":
+            try:
+                self._session.use_ray(self.form.ray_address(), self.form.ray_storage())
+            except ImportError as exc:
+                self._error("Ray is not available", f"{exc}\nInstall nasstudio[ray].")
+                return None
+            resource = "ray"
         self._errors_shown.clear()  # a new attempt may fail again: say so again
-        self._show_dock()
-        self.queue.add(run)
-        return run
+        job_id = self._session.submit(
+            kind,
+            title,
+            fn,
+            executor=executor,
+            resource=resource,
+            task=self._view.task,
+            device=device,
+            **params,
+        )
+        return self._runs[job_id]
 
-    def _start(self, run: Run) -> None:
-        session = self.main.session
-        run.job_id = session.submit(run.kind, run.title, run.fn, **run.params)
-        run.state = JobState.QUEUED.value
-        self._by_job[run.job_id] = run
-        self.main.jobs.track(run.job_id)
-        self._update_item(run)
+    def _on_submitted(self, job_id: int) -> None:
+        """A job queued from this window (here, or Run again in the jobs panel)."""
+        record = self._session.project.job(job_id)
+        if record.kind in RUN_KINDS:
+            self._started.add(job_id)
+            self._add_run(record, shown=True)
+            self._show_dock()
 
     def _on_job_event(self, event: JobEvent) -> None:
-        run = self._by_job.get(event.job_id)
-        if run is None or run.finished or event.kind == "log":
+        run = self._runs.get(event.job_id)
+        if run is None or event.kind == "log":
             return
-        if event.kind == "partial" and isinstance(event.payload, Mapping):
-            self._add_figures(run, event.payload)
+        point = event.payload
+        if event.kind == "partial" and isinstance(point, CurvePoint) and run.job_id in self._loaded:
+            report = {**point.values, "step": point.step}
+            self.curves.append(run.job_id, [report])
+            _note_figures(run, report)
         run.state, run.progress = event.state.value, event.progress
         run.message = event.message or run.message
         self._update_item(run)
         if event.kind == "state" and event.state.finished:
-            self.queue.finished(run)
             self._report(run, event)
 
-    def _add_figures(self, run: Run, report: Mapping[str, Any]) -> None:
-        if "step" not in report or not self.curves.has_run(run.key):
-            return
-        self.curves.append(run.key, report)
-        run.figures["step"] = report["step"]
-        run.figures.update(
-            {k: v for k, v in report.items() if k in _FIGURES.values() and v is not None}
-        )
+    def _load_curve(self, run: Run) -> None:
+        points = self._session.project.curve(run.job_id)
+        self.curves.set_points(run.job_id, points)
+        run.figures.clear()
+        for point in points:
+            _note_figures(run, point)
+        self._loaded.add(run.job_id)
 
     # --- results ------------------------------------------------------------------------------
 
     def _report(self, run: Run, event: JobEvent) -> None:
+        if run.job_id not in self._started:
+            return
         if event.state == JobState.FAILED:
             self._show_failure(run, str(event.payload or event.message))
         elif event.state == JobState.CANCELLED and run.kind != "latency":
-            self._tell(
-                f"{run.title}: cancelled; its checkpoint is kept and the same setting resumes"
-            )
+            self._tell(f"{run.title}: cancelled; its checkpoint is kept and Run again resumes it")
         elif event.state == JobState.DONE and run.kind == "train":
             self._show_trained(run)
         elif event.state == JobState.DONE and run.kind == "latency":
@@ -466,43 +505,44 @@ class TrainPanel(QWidget):
 
     def _show_trained(self, run: Run) -> None:
         """Bring the run's BLEU into view: its task, and its BLEU column on the y axis."""
-        window = self.main
         # Follow the results to their task, unless the user went elsewhere meanwhile.
-        if window.current_task() == run.task and run.result_task != run.task:
-            index = window.task_combo.findData(run.result_task)
-            if index >= 0:
-                window.task_combo.setCurrentIndex(index)
-        showing = window.current_task() == run.result_task
-        if showing and window.pareto.axes()[1] != BLEU_VALID:
-            window.pareto.set_axes(None, BLEU_VALID)
-        window.reload()
+        if self._view.task == run.task:
+            self._view.task = run.result_task
+        if self._view.task == run.result_task:
+            self._view.y_axis = BLEU_VALID
         self._tell(f"{run.label} trained: {run.message} (task {run.result_task})")
 
     def _show_latency(self, run: Run) -> None:
-        key = f"{LATENCY_MS}@{device_name(run.device)}"
-        if self.main.current_task() == run.task and self.main.pareto.axes()[0] != key:
-            self.main.pareto.set_axes(key, None)
-        self.main.reload()
+        if self._view.task == run.task:
+            self._view.x_axis = f"{LATENCY_MS}@{device_name(run.device)}"
         self._tell(f"{run.title}: {run.message}")
 
     # --- the run list -------------------------------------------------------------------------
 
-    def _add_item(self, run: Run) -> None:
+    def _add_run(self, record: JobRecord, shown: bool) -> None:
+        label = run_label(record)
+        if label in {r.label for r in self._runs.values()}:
+            label = f"{label} (#{record.id})"
+        run = self._runs[record.id] = Run.of(record, label)
         item = QTreeWidgetItem([run.label])
-        item.setData(RUN, Qt.ItemDataRole.UserRole, run.key)
-        self._items[run.key] = item
-        if run.kind != "latency":
-            color = self.curves.add_run(run.key, run.label)
+        item.setData(RUN, Qt.ItemDataRole.UserRole, run.job_id)
+        self._items[run.job_id] = item
+        if run.kind in CURVE_KINDS:
+            color = self.curves.add_run(run.job_id, run.label)
             swatch = QPixmap(12, 12)
             swatch.fill(color)
             item.setIcon(RUN, QIcon(swatch))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(RUN, Qt.CheckState.Checked)
+            item.setCheckState(RUN, Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
+            if shown:
+                self._load_curve(run)
+            else:
+                self.curves.set_shown(run.job_id, False)
         self.runs.addTopLevelItem(item)
         self._update_item(run)
 
     def _update_item(self, run: Run) -> None:
-        item = self._items.get(run.key)
+        item = self._items.get(run.job_id)
         if item is None:
             return
         self.runs.blockSignals(True)  # itemChanged means a tick by the user
@@ -515,52 +555,56 @@ class TrainPanel(QWidget):
             if key in run.figures:
                 digits = 2 if key == "valid_bleu" else 3
                 item.setText(column, f"{run.figures[key]:.{digits}f}")
-        tip = f"{run.title}\ndevice: {run.device}\n{run.message}"
+        tip = f"{run.title}\njob {run.job_id} · device {run.device}\n{run.message}"
         for column in range(len(_HEADERS)):
             item.setToolTip(column, tip)
         self.runs.blockSignals(False)
         self._update_buttons()
 
     def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        if column == RUN:
-            shown = item.checkState(RUN) == Qt.CheckState.Checked
-            self.curves.set_shown(self._run_of(item).key, shown)
+        if column != RUN:
+            return
+        run = self._run_of(item)
+        shown = item.checkState(RUN) == Qt.CheckState.Checked
+        if shown and run.job_id not in self._loaded:
+            self._load_curve(run)
+        self.curves.set_shown(run.job_id, shown)
 
     def _run_of(self, item: QTreeWidgetItem) -> Run:
         return self._runs[item.data(RUN, Qt.ItemDataRole.UserRole)]
 
     def _select_architectures(self, item: QTreeWidgetItem) -> None:
         run = self._run_of(item)
-        if run.arch_ids and self.main.browser.select_ids(run.arch_ids) == 0:
+        if not run.arch_ids:
+            return
+        self._view.selection = run.arch_ids
+        if not set(run.arch_ids) & set(self._view.selection):
             self._tell("Its architectures are not in the table (another task, or filtered out)")
 
     def _update_buttons(self) -> None:
         selected = [self._run_of(item) for item in self.runs.selectedItems()]
-        self.cancel_button.setEnabled(any(not run.finished for run in selected))
+        self.cancel_button.setEnabled(
+            any(not r.finished and r.job_id in self._started for r in selected)
+        )
         self.cancel_action.setEnabled(self.cancel_button.isEnabled())
+        self.rerun_button.setEnabled(any(r.state in _RERUNNABLE and r.can_rerun for r in selected))
         self.clear_button.setEnabled(any(run.finished for run in self._runs.values()))
 
-    def _forget(self, run: Run) -> None:
-        self.runs.takeTopLevelItem(self.runs.indexOfTopLevelItem(self._items.pop(run.key)))
-        if self.curves.has_run(run.key):
-            self.curves.remove(run.key)
-        del self._runs[run.key]
-        if run.job_id is not None:
-            self._by_job.pop(run.job_id, None)
+    def _forget(self, job_id: int) -> None:
+        item = self._items.pop(job_id)
+        self.runs.takeTopLevelItem(self.runs.indexOfTopLevelItem(item))
+        if self.curves.has_run(job_id):
+            self.curves.remove(job_id)
+        del self._runs[job_id]
+        self._loaded.discard(job_id)
         self._update_buttons()
 
-    # --- window ---------------------------------------------------------------------------
+    # --- around -------------------------------------------------------------------------------
 
-    def _on_project_opened(self) -> None:
-        """Another project: the old one's jobs were cancelled with its session."""
-        for run in list(self._runs.values()):
-            self._forget(run)
-        self.queue.clear()
-        self.main.session.bridge.event.connect(self._on_job_event)
-
-    def _show_selection(self, ids: list[str]) -> None:
-        task = self.main.current_task() or "no task"
-        self.selection_label.setText(f"<b>{len(ids):,}</b> architecture(s) selected in {task}")
+    def _show_selection(self, _: object = None) -> None:
+        task = self._view.task or "no task"
+        count = len(self._view.selection)
+        self.selection_label.setText(f"<b>{count:,}</b> architecture(s) selected in {task}")
 
     def _show_dock(self) -> None:
         dock = self.parentWidget()
@@ -569,41 +613,21 @@ class TrainPanel(QWidget):
             dock.raise_()
 
     def _error(self, title: str, message: str) -> None:
-        # Imported here: main_window imports this module to install the panel.
-        from nasstudio.gui.main_window import show_error
-
-        show_error(self.main, title, message)
+        show_error(self, title, message)
 
     def _tell(self, message: str) -> None:
-        self.main.statusBar().showMessage(message, 10_000)
+        self.status.emit(message)
 
-    def _unique_label(self, label: str) -> str:
-        taken = {run.label for run in self._runs.values()}
-        return label if label not in taken else f"{label} ({max(self._runs) + 1})"
+
+def _note_figures(run: Run, report: Mapping[str, Any]) -> None:
+    """Keep a run's latest step, loss and BLEU for its row."""
+    run.figures["step"] = report["step"]
+    run.figures.update(
+        {k: v for k, v in report.items() if k in _FIGURES.values() and v is not None}
+    )
 
 
 def _corpus_text(spec: Mapping[str, Any]) -> str:
     if spec["kind"] == "demo":
         return "the synthetic demo pair"
     return f"{spec['path']} ({spec['src']}→{spec['tgt']})"
-
-
-def install_train_ui(window: MainWindow) -> TrainPanel:
-    """Add the Train panel (a dock beside the jobs), its "&Train" menu and toolbar button."""
-    panel = TrainPanel(window)
-    dock = QDockWidget("Train", window, objectName="train")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-    window.tabifyDockWidget(window.jobs_dock, dock)
-    menu = window.menuBar().addMenu("&Train")
-    menu.addActions([panel.train_action, panel.latency_action, panel.supernet_action])
-    menu.addSeparator()
-    menu.addAction(panel.cancel_action)
-    dock_action = dock.toggleViewAction()
-    dock_action.setText("Train &panel")
-    menu.addAction(dock_action)
-    toolbar = window.findChild(QToolBar, "main_toolbar")
-    if toolbar is not None:
-        toolbar.addSeparator()
-        toolbar.addAction(panel.train_action)
-    return panel

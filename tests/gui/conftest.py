@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -19,15 +18,23 @@ FIXTURE_ARCHS = 40
 SCORED = 30  # the first 30 get a made-up BLEU, the last 10 have none
 
 
-@pytest.fixture(autouse=True)
-def collect_on_the_gui_thread():
-    """No automatic garbage collection during a GUI test: it may run in a job's worker thread,
-    and a Qt object destroyed there deadlocks against the GUI thread (seen: the worker held a
-    Qt mutex waiting for the GIL). Collected here, on the GUI thread, after the test."""
-    gc.disable()
-    yield
-    gc.collect()
-    gc.enable()
+@pytest.fixture(scope="package", autouse=True)
+def event_loop(qapp):
+    """One qasync event loop for all GUI tests, running as in the app: Qt's event processing
+    (the tests' waits) runs its callbacks, so LLM coroutines run on the GUI thread. It is
+    released after the GUI tests, so that the headless tests may run loops of their own."""
+    import asyncio
+
+    from qasync import QEventLoop
+
+    loop = QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    qapp.processEvents()  # the last callbacks (cancelled jobs unwinding)
+    loop.stop()
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +76,16 @@ def project_path(tmp_path: Path) -> Path:
     return path
 
 
+def table_shown(window, count: int) -> bool:
+    """Both views show a table of ``count`` architectures (the Pareto view takes it one turn
+    of the event loop after the browser)."""
+    pareto = window.pareto
+    return (
+        window.browser.model.total_count() == count
+        and pareto.plotted_count() + len(pareto.unscored_ids()) == count
+    )
+
+
 @pytest.fixture
 def window(qtbot, project_path: Path):
     """The main window on the fixture project, its table loaded."""
@@ -78,6 +95,6 @@ def window(qtbot, project_path: Path):
     qtbot.addWidget(win)
     assert win.open_project(project_path)
     win.show()
-    qtbot.waitUntil(lambda: win.browser.model.rowCount() == FIXTURE_ARCHS, timeout=5000)
+    qtbot.waitUntil(lambda: table_shown(win, FIXTURE_ARCHS), timeout=5000)
     yield win
     win.close()

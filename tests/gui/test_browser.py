@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
 
 from nasstudio.gui.browser import BrowserPanel
+from nasstudio.gui.view_state import ViewState
 from nasstudio.store import Project
 
 
@@ -18,22 +20,22 @@ def table(project_path):
 
 @pytest.fixture
 def browser(qtbot, table):
-    panel = BrowserPanel()
+    panel = BrowserPanel(ViewState())
     qtbot.addWidget(panel)
     panel.set_table(table)
     return panel
 
 
 def shown_ids(panel: BrowserPanel) -> list[str]:
-    proxy = panel.proxy
-    return [proxy.index(row, 0).data() for row in range(proxy.rowCount())]
+    model = panel.model
+    return [model.index(row, 0).data() for row in range(model.rowCount())]
 
 
 def shown_values(panel: BrowserPanel, key: str) -> list[float]:
     column = panel.model.column_of(key)
-    proxy = panel.proxy
+    model = panel.model
     return [
-        proxy.index(row, column).data(Qt.ItemDataRole.UserRole) for row in range(proxy.rowCount())
+        model.index(row, column).data(Qt.ItemDataRole.UserRole) for row in range(model.rowCount())
     ]
 
 
@@ -83,7 +85,7 @@ def test_select_ids_maps_through_sort_and_filter(browser, table):
     assert browser.select_ids(with_hidden) == 3
     assert sorted(browser.selected_ids()) == sorted(wanted)
     rows = browser.view.selectionModel().selectedRows()
-    assert sorted(browser.proxy.mapToSource(i).data() for i in rows) == sorted(wanted)
+    assert sorted(i.data() for i in rows) == sorted(wanted)
     assert browser.current_id() == wanted[0]
 
 
@@ -102,3 +104,42 @@ def test_selection_signal_carries_ids(browser, table, qtbot):
     with qtbot.waitSignal(browser.selection_changed) as signal:
         browser.view.selectRow(0)
     assert signal.args[0] == [shown_ids(browser)[0]]
+
+
+def test_selection_is_the_view_states(browser, table):
+    state = browser._view
+    browser.view.selectRow(0)
+    assert state.selection == (shown_ids(browser)[0],) and state.current == shown_ids(browser)[0]
+    browser.set_filter("bleu_valid", ">0")
+    hidden = table.index[-1]  # no BLEU: filtered out
+    state.selection = [table.index[2], hidden]  # as another panel would
+    assert browser.selected_ids() == [table.index[2]]
+    assert state.selection == (table.index[2],)  # what the table could select
+
+
+def test_a_table_with_changed_and_added_rows_updates_them_in_place(browser, table, qtbot):
+    browser.set_filter("bleu_valid", ">0")  # keeps the 30 scored rows
+    chosen = [table.index[1], table.index[2]]
+    browser.select_ids(chosen)
+    newer = table.copy()
+    newer.loc[table.index[2], "bleu_valid"] = 99.0
+    extra = table.iloc[:2].copy()  # two rows more at the end, one passing the filter
+    extra.index = ["new-scored", "new-unscored"]
+    extra["bleu_valid"] = [50.0, np.nan]
+    newer = pd.concat([newer, extra])
+    with (
+        qtbot.assertNotEmitted(browser.model.modelReset),
+        qtbot.waitSignal(browser.model.dataChanged),
+        qtbot.waitSignal(browser.model.rowsInserted),
+    ):
+        browser.set_table(newer)
+    assert browser.visible_count() == 31 and shown_ids(browser)[-1] == "new-scored"
+    assert browser.selected_ids() == chosen  # the selection was left alone
+    row = browser.model.rows_of([table.index[2]])[0]
+    column = browser.model.column_of("bleu_valid")
+    assert browser.model.index(int(row), column).data() == "99.00"
+    assert "31 of 42 shown" in browser.count_label.text()
+    # A new column is a new table: the model resets, the filter still applies.
+    with qtbot.waitSignal(browser.model.modelReset):
+        browser.set_table(newer.assign(bleu_test=1.0))
+    assert browser.visible_count() == 31

@@ -1,28 +1,32 @@
 """The LLM GUI: prompt editor, Predict with LLM, Evaluate, ablations, LLM settings, keys.
 
-LLM requests go to the tests' own OpenAI-compatible server on 127.0.0.1 (tests/llm_server.py).
+LLM requests go to the tests' own OpenAI-compatible server on 127.0.0.1 (tests/llm_server.py),
+as coroutines on the GUI thread's qasync event loop (tests/gui/conftest.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.machinery
+import re
 import socket
 import sys
+import threading
 import time
 import types
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCharFormat
 from PySide6.QtWidgets import QDialog
 
 from nasstudio.gui import llm_dialogs
 from nasstudio.gui.llm_actions import predicted_column
 from nasstudio.gui.llm_settings import LLMSettingsDialog
-from nasstudio.gui.prompt_evaluations import EvaluationBook
+from nasstudio.gui.prompt_evaluations import evaluation_records
 from nasstudio.jobs import JobState
-from nasstudio.predict.llm import LLMProfile, ProfileStore, current_prompt
+from nasstudio.predict.llm import LLMClient, LLMProfile, ProfileStore, current_prompt
 from nasstudio.store import Project
 from nasstudio.store.importers import LLMAS_BASELINES
 from tests.conftest import require_refdata
@@ -60,6 +64,32 @@ def llm(window, profile):
     editor.refresh()
     assert editor.task == "demo"
     return actions
+
+
+@pytest.fixture
+def requests_seen(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Where each LLM request was made: (thread, event loop, names of the threads then alive).
+    The client's own method is wrapped; the HTTP still goes to the test server."""
+    seen = []
+    complete = LLMClient.complete
+
+    async def recording(self, messages, sample=0):
+        threads = {t.name for t in threading.enumerate()}
+        seen.append((threading.current_thread(), asyncio.get_running_loop(), threads))
+        return await complete(self, messages, sample)
+
+    monkeypatch.setattr(LLMClient, "complete", recording)
+    return seen
+
+
+def _on_the_gui_loop(seen, loop) -> bool:
+    """Every request ran on the GUI thread's event loop, and no job had a thread of its own."""
+    return all(
+        thread is threading.main_thread()
+        and running is loop
+        and not any(re.match(r"nasstudio-job-\d", name) for name in threads)
+        for thread, running, threads in seen
+    )
 
 
 def _preview_ready(editor) -> bool:
@@ -149,6 +179,15 @@ def test_predict_with_llm_records_predictions_shown_on_the_pareto_view(
     assert versions == {llm.editor.prompt().version}
 
 
+def test_a_prediction_job_is_a_coroutine_on_the_gui_threads_loop(
+    llm, window, qtbot, event_loop, requests_seen
+):
+    job_id = llm.start_prediction(window.pareto.front_ids()[:3])
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=15_000)
+    assert len(requests_seen) == 3 and _on_the_gui_loop(requests_seen, event_loop)
+    assert window.project.job(job_id).worker == "event loop in thread MainThread"
+
+
 def test_cancel_keeps_the_predictions_received(llm, window, qtbot, server, profile):
     server.delay = 0.15
     slow = LLMProfile("slow", base_url=server.base_url, model="fake-llm", concurrency=1)
@@ -165,6 +204,20 @@ def test_cancel_keeps_the_predictions_received(llm, window, qtbot, server, profi
     time.sleep(0.4)  # nothing is written after the cancel
     assert window.project.table("demo")[column].notna().sum() == kept
     qtbot.waitUntil(lambda: len(window.pareto.plotted_ids()) == kept, timeout=5000)
+
+
+def test_closing_the_window_ends_a_running_prediction(llm, window, qtbot, server, project_path):
+    server.delay = 0.2
+    slow = LLMProfile("slow", base_url=server.base_url, model="fake-llm", concurrency=1)
+    llm.profiles.save(slow)
+    llm.choose_profile("slow")
+    job_id = llm.start_prediction()
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.RUNNING, timeout=10_000)
+    start = time.perf_counter()
+    window.close()  # waits for the job on the GUI thread, whose event loop runs the job
+    assert time.perf_counter() - start < 2.0
+    with Project(project_path, readonly=True) as project:
+        assert project.job(job_id).state == JobState.CANCELLED
 
 
 @pytest.fixture
@@ -197,8 +250,9 @@ def test_evaluate_shows_seeds_next_to_the_baselines(llm, window, qtbot, seedarch
     assert [r[0] for r in rows] == [*LLMAS_BASELINES, *[profile.predictor_name] * 2]
     assert rows[-1][6] != rows[-2][6]  # two versions
     assert panel.tree.topLevelItem(5).font(6).bold()  # the editor's version
-    # the scores survive a restart (QSettings)
-    again = EvaluationBook(QSettings()).records("wmt14ende", str(seedarchs))
+    # the scores are the project's: opened again, it shows them
+    with Project(window.project.path, readonly=True) as reopened:
+        again = evaluation_records(reopened, "wmt14ende", str(seedarchs))
     assert [r.predictor for r in again] == [r[0] for r in rows]
     assert [round(r.mean("mae"), 2) for r in again[:1]] == [1.14]
 
@@ -226,7 +280,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_settings_dialog_saves_profiles_and_tests_the_connection(qtbot, tmp_path, server):
+def test_settings_dialog_saves_profiles_and_tests_the_connection(
+    qtbot, tmp_path, server, event_loop, requests_seen
+):
     store = ProfileStore(tmp_path / "profiles.json")
     dialog = LLMSettingsDialog(store)
     qtbot.addWidget(dialog)
@@ -240,10 +296,12 @@ def test_settings_dialog_saves_profiles_and_tests_the_connection(qtbot, tmp_path
     assert dialog.current_name() == "fake"
     server.delay = 0.5
     start = time.perf_counter()
-    dialog.test_connection()  # returns at once: the request runs in a worker thread
+    check = dialog.test_connection()  # returns at once: the request is a coroutine
     assert time.perf_counter() - start < 0.3 and not dialog.test_button.isEnabled()
+    assert check.get_loop() is event_loop and not requests_seen
     qtbot.waitUntil(lambda: "answered" in dialog.message_text(), timeout=10_000)
     assert "fake-llm" in dialog.message_text() and dialog.test_button.isEnabled()
+    assert len(requests_seen) == 1 and _on_the_gui_loop(requests_seen, event_loop)
     dialog.form.base_url.setText(f"http://127.0.0.1:{_free_port()}/v1")
     dialog.test_connection()
     qtbot.waitUntil(lambda: "Connection failed" in dialog.message_text(), timeout=20_000)

@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
 
+import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from nasstudio.gui import settings
-from nasstudio.gui.main_window import MainWindow
-from nasstudio.jobs import JobState
+from nasstudio.gui.main_window import POLL_MS, MainWindow
+from nasstudio.jobs import JobState, sample_job
 from nasstudio.store import Project
-from tests.gui.conftest import FIXTURE_ARCHS, SCORED
+from nasstudio.store.owners import JobOwner
+from tests.gui.conftest import FIXTURE_ARCHS, SCORED, table_shown
+
+
+def progress_only_job(handle, project, seconds=1.2):
+    """Reports progress for a while (the runner stores some of it) and records nothing."""
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        handle.progress(elapsed / seconds, f"{elapsed:.2f} s")
+        handle.sleep(0.01)
+    yield {"note": "not a record"}
+
+
+def count_table_requests(window, monkeypatch) -> list[tuple]:
+    """The window's table reads from now on, as the tasks asked for."""
+    loader = window.session.loader
+    asked, request = [], loader.request
+    monkeypatch.setattr(loader, "request", lambda *a, **k: (asked.append(a), request(*a, **k)))
+    return asked
 
 
 def test_opening_a_project_shows_its_architectures(window, project_path):
@@ -71,7 +93,7 @@ def test_cancelling_a_large_sampling_job_keeps_what_it_sampled(window, qtbot, pr
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.CANCELLED, timeout=2000)
     stored = window.project.count_architectures("demo")
     assert FIXTURE_ARCHS < stored < FIXTURE_ARCHS + 200_000
-    qtbot.waitUntil(lambda: window.browser.model.rowCount() == stored, timeout=5000)
+    qtbot.waitUntil(lambda: table_shown(window, stored), timeout=5000)
     assert len(window.pareto.unscored_ids()) == stored - SCORED
     assert window.project.job(job_id).state == "cancelled"
 
@@ -80,7 +102,7 @@ def test_sampling_into_a_new_known_task_switches_to_it(window, qtbot):
     job_id = window.start_sampling("wmt14ende", 30, seed=1)
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
     qtbot.waitUntil(lambda: window.current_task() == "wmt14ende", timeout=5000)
-    qtbot.waitUntil(lambda: window.browser.model.rowCount() == 30, timeout=5000)
+    qtbot.waitUntil(lambda: table_shown(window, 30), timeout=5000)
     assert "BLEU" in window.pareto.empty_message()
 
 
@@ -89,6 +111,7 @@ def test_bad_import_file_shows_the_error(window, qtbot, tmp_path):
     bad.write_text('{"scratch": {"arch_info": []}}\nnot json\n')
     job_id = window.import_paths([bad])
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.FAILED, timeout=5000)
+    qtbot.waitUntil(lambda: any(b.isVisible() for b in window.findChildren(QMessageBox)))
     box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
     assert box.windowTitle() == "Import failed"
     assert "wmt14ende.jsonl:1: arch_info" in box.text()
@@ -113,14 +136,14 @@ def test_choices_persist_between_windows(qtbot, project_path):
     first = MainWindow()
     qtbot.addWidget(first)
     first.open_project(project_path)
-    qtbot.waitUntil(lambda: first.browser.model.rowCount() == FIXTURE_ARCHS, timeout=5000)
+    qtbot.waitUntil(lambda: table_shown(first, FIXTURE_ARCHS), timeout=5000)
     first.pareto.x_combo.setCurrentIndex(first.pareto.x_combo.findData("params"))
     first.close()
     assert settings.start_project(QSettings(), None) == project_path.resolve()
     second = MainWindow()
     qtbot.addWidget(second)
     second.open_project(settings.start_project(second.settings, None))
-    qtbot.waitUntil(lambda: second.browser.model.rowCount() == FIXTURE_ARCHS, timeout=5000)
+    qtbot.waitUntil(lambda: table_shown(second, FIXTURE_ARCHS), timeout=5000)
     assert second.pareto.axes() == ("params", "bleu_valid")
     assert second.current_task() == "demo"
     second.close()
@@ -132,3 +155,75 @@ def test_another_process_writing_shows_up(window, qtbot, project_path):
     with Project(project_path) as other:  # a second connection, like the CLI
         other.add_architectures("demo", get_space("tiny-cpu").sample_many(5, seed=99), "cli")
     qtbot.waitUntil(lambda: window.browser.model.rowCount() == FIXTURE_ARCHS + 5, timeout=5000)
+
+
+def test_jobs_waiting_for_their_resource_are_queued_rows_with_cancel(window, qtbot):
+    window.session.runner.slots["io"] = 1
+    busy = window.start_sampling("demo", 10_000_000, seed=1)
+    waiting = window.start_sampling("demo", 10, seed=2)
+    assert window.jobs.state(waiting) == JobState.QUEUED
+    assert "Waiting for a free slot" in window.jobs.tree.currentItem().toolTip(2)
+    assert "queued or running" in window.counts_label.text()
+    qtbot.mouseClick(window.jobs.cancel_button(waiting), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.jobs.state(waiting) == JobState.CANCELLED, timeout=5000)
+    assert window.project.job(waiting).started_at is None
+    assert window.jobs.rerun_button(waiting) is not None  # its function and parameters are kept
+    qtbot.mouseClick(window.jobs.cancel_button(busy), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.jobs.state(busy) == JobState.CANCELLED, timeout=5000)
+
+
+@pytest.fixture
+def interrupted_job(project_path) -> int:
+    """A sampling job whose process died while it ran (as after kill -9)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with Project(project_path) as project:
+        job_id = project.create_job(
+            "sample",
+            "Sample 25 into demo",
+            {"task": "demo", "count": 25, "seed": 4},
+            JobOwner(socket.gethostname(), gone.pid, 0.0),
+            "nasstudio.jobs.sampling:sample_job",
+            "io",
+            "thread",
+        )
+        project.update_job(job_id, state="running", started_at=time.time())
+    return job_id
+
+
+def test_an_interrupted_job_is_shown_as_such_and_runs_again(interrupted_job, window, qtbot):
+    jobs = window.jobs
+    assert jobs.state(interrupted_job) == JobState.INTERRUPTED
+    assert jobs.running_count() == 0 and jobs.cancel_button(interrupted_job) is None
+    jobs.select_job(interrupted_job)
+    tip = jobs.tree.currentItem().toolTip(2)
+    assert "the process running it ended" in tip and "Run again" in tip
+    qtbot.mouseClick(jobs.rerun_button(interrupted_job), Qt.MouseButton.LeftButton)
+    again = int(jobs.tree.currentItem().text(0))  # the new job is shown and selected
+    assert again != interrupted_job
+    qtbot.waitUntil(lambda: jobs.state(again) == JobState.DONE, timeout=10_000)
+    assert window.project.job(again).params == window.project.job(interrupted_job).params
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() == FIXTURE_ARCHS + 25, timeout=5000)
+
+
+def test_progress_alone_reloads_no_table(window, qtbot, monkeypatch):
+    asked = count_table_requests(window, monkeypatch)
+    with qtbot.assertNotEmitted(window.session.loader.loaded, wait=2 * POLL_MS):
+        job_id = window.session.submit("test", "Progress only", progress_only_job)
+        qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
+        assert window.jobs.progress_bar(job_id).value() == 100
+    assert asked == []
+
+
+def test_records_of_another_task_do_not_reload_the_shown_one(window, qtbot, monkeypatch):
+    asked = count_table_requests(window, monkeypatch)
+    job_id = window.session.submit(
+        "sample", "Sample into wmt14ende", sample_job, task="wmt14ende", count=30, seed=1
+    )
+    qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
+    qtbot.waitUntil(lambda: window.task_combo.findData("wmt14ende") >= 0, timeout=5000)
+    qtbot.wait(2 * POLL_MS)  # the poll sees the write too
+    assert window.current_task() == "demo" and asked == []
+    window.view.task = "wmt14ende"
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() == 30, timeout=5000)
+    assert asked == [("wmt14ende",)]

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from nasstudio.gui.pareto_view import ParetoView
+from nasstudio.gui.view_state import ViewState
 from nasstudio.search import pareto_front_2d
 from nasstudio.store import Project
 from tests.gui.conftest import FIXTURE_ARCHS, SCORED
@@ -20,7 +21,7 @@ def table(project_path):
 
 @pytest.fixture
 def view(qtbot, table):
-    widget = ParetoView()
+    widget = ParetoView(ViewState())
     qtbot.addWidget(widget)
     widget.resize(800, 600)
     widget.show()
@@ -73,10 +74,10 @@ def test_click_in_the_strip_reports_an_unscored_id(view, qtbot):
     assert signal.args[0] == [arch_id]
 
 
-def test_highlight_marks_selected_points(view, table):
+def test_the_view_states_selection_is_marked(view, table):
     df = table[0]
     chosen = [df.index[0], df.index[-1], "not-an-id"]
-    view.highlight(chosen)
+    view._view.selection = chosen
     assert view.highlighted_ids() == [df.index[0], df.index[-1]]
     x, _ = view._highlight.getData()
     assert x.tolist() == [df["gflops"].iloc[0]]
@@ -96,11 +97,21 @@ def test_large_table_draws_from_arrays(qtbot):
         },
         index=pd.Index(ids, name="id"),
     )
-    widget = ParetoView()
+    widget = ParetoView(ViewState())
     qtbot.addWidget(widget)
     widget.set_table(df)
     assert len(widget.plotted_ids()) == n
-    assert widget._source_items["synthetic"].data.size == n
+    assert widget._source_items["synthetic"].count() == n
+
+
+def test_axes_follow_the_view_state_and_write_to_it(view):
+    state = view._view
+    state.x_axis = "params"
+    assert view.axes() == ("params", "bleu_valid")
+    view.x_combo.setCurrentIndex(view.x_combo.findData("gflops"))
+    assert state.x_axis == "gflops"
+    state.y_axis = "bleu_test"  # not in this table: kept for a later one, the shown one stays
+    assert view.axes() == ("gflops", "bleu_valid") and state.y_axis == "bleu_test"
 
 
 def test_png_export(view, tmp_path):

@@ -1,20 +1,25 @@
-"""The Train panel: short real trainings on the synthetic demo corpus draw live curves and land
-on the Pareto view; cancel keeps the checkpoint; latency and supernet runs; bad input is
-explained; the panel's choices persist."""
+"""The Train panel: short real trainings on the synthetic demo corpus, in worker processes, draw
+live curves and land on the Pareto view; runs waiting for their device are queued jobs that
+cancel before they start; a cancelled training runs again from its checkpoint; a reopened
+project shows past runs' curves; latency and supernet runs; bad input is explained; the
+panel's choices persist."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from nasstudio.gui import columns
 from nasstudio.gui.main_window import MainWindow
 from nasstudio.jobs import JobState
+from nasstudio.store import Project
+from nasstudio.store.owners import JobOwner
 from nasstudio.train.job import checkpoint_dir
+from tests.gui.conftest import FIXTURE_ARCHS
 
 # A few seconds of training each: enough for two evaluations, not for a good model.
 TINY = {
@@ -26,6 +31,7 @@ TINY = {
     "config/beam": 1,
     "config/max_tokens": 2048,
     "config/warmup_steps": 10,
+    "config/max_len": 32,  # an untrained model decodes to max_len: keep the BLEU passes short
 }
 TRAINING_S = 90_000  # ms: generous, for a loaded 2-core machine
 
@@ -37,13 +43,14 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def one_thread(cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    """One torch thread (the machine is shared), and the corpus and vocabulary caches in tmp."""
+def shared_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The corpus and vocabulary caches in tmp (the worker processes inherit it)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
+
+def one_at_a_time(window) -> None:
+    """One CPU run at a time, whatever the machine: the next ones wait as queued jobs."""
+    window.session.runner.slots["cpu"] = 1
 
 
 def smallest_unscored(window, count: int) -> list[str]:
@@ -55,21 +62,31 @@ def smallest_unscored(window, count: int) -> list[str]:
 def test_training_from_the_panel_draws_curves_and_reaches_the_pareto_view(window, qtbot):
     panel = window.train_panel
     panel.form.set_values(TINY)
+    window.session.runner.slots["cpu"] = 2  # both at once: the test waits less
     arch_ids = smallest_unscored(window, 2)
     window.browser.select_ids(arch_ids)
     panel.train_action.trigger()
     first, second = panel.run_list()
-    assert first.state == JobState.QUEUED.value and second.state == "waiting"  # one per device
     assert sorted(r.label for r in panel.run_list()) == sorted(arch_ids)
     qtbot.waitUntil(
-        lambda: panel.curves.points(first.key, "train_loss")[0].size > 0, timeout=TRAINING_S
+        lambda: panel.curves.points(first.job_id, "train_loss")[0].size > 0, timeout=TRAINING_S
     )
-    qtbot.waitUntil(lambda: second.state == JobState.DONE.value, timeout=2 * TRAINING_S)
-    assert first.state == JobState.DONE.value
+    qtbot.waitUntil(
+        lambda: first.state == second.state == JobState.DONE.value, timeout=2 * TRAINING_S
+    )
+    record = window.project.job(first.job_id)
+    assert record.executor == "process" and record.worker.startswith("process ")
     for run in (first, second):
-        steps, bleu = panel.curves.points(run.key, "valid_bleu")
+        steps, bleu = panel.curves.points(run.job_id, "valid_bleu")
         assert steps.tolist() == [10, 20] and (bleu >= 0).all()
-        assert panel.curves.points(run.key, "valid_loss")[0].tolist() == [10, 20]
+        assert panel.curves.points(run.job_id, "valid_loss")[0].tolist() == [10, 20]
+        # The curves are in the project too.
+        assert [
+            p["step"] for p in window.project.curve(run.job_id) if p.get("valid_bleu") is not None
+        ] == [
+            10,
+            20,
+        ]
 
     # The trained BLEU becomes the y axis (once the table is reloaded), both architectures on it.
     def trained_on_the_plot() -> bool:
@@ -87,46 +104,78 @@ def test_training_from_the_panel_draws_curves_and_reaches_the_pareto_view(window
     assert window.jobs.state(second.job_id) == JobState.DONE
 
 
-def test_cancelling_a_training_keeps_its_checkpoint(window, qtbot):
+def test_queued_runs_cancel_before_they_start_and_a_cancelled_training_runs_again(window, qtbot):
     panel = window.train_panel
     panel.form.set_values({**TINY, "budget/max_steps": 100_000})
-    [arch_id] = smallest_unscored(window, 1)
-    window.browser.select_ids([arch_id])
-    [run] = panel.train_selected()
+    one_at_a_time(window)
+    arch_ids = smallest_unscored(window, 2)
+    window.browser.select_ids(arch_ids)
+    first, second = panel.train_selected()
+    assert second.state == JobState.QUEUED.value  # waits for the CPU, in the runner
+    assert window.project.job(second.job_id).state == "queued"
+    assert window.jobs.state(second.job_id) == JobState.QUEUED
+    # The queued run is a row of the jobs panel, with its Cancel button.
+    qtbot.mouseClick(window.jobs.cancel_button(second.job_id), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: second.state == JobState.CANCELLED.value, timeout=5000)
+    assert window.project.job(second.job_id).started_at is None
     qtbot.waitUntil(
-        lambda: panel.curves.points(run.key, "train_loss")[0].size > 0, timeout=TRAINING_S
+        lambda: panel.curves.points(first.job_id, "train_loss")[0].size > 0, timeout=TRAINING_S
     )
     panel.runs.topLevelItem(0).setSelected(True)
     qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: run.state == JobState.CANCELLED.value, timeout=10_000)
-    assert window.jobs.state(run.job_id) == JobState.CANCELLED
+    qtbot.waitUntil(lambda: first.state == JobState.CANCELLED.value, timeout=10_000)
+    assert window.jobs.state(first.job_id) == JobState.CANCELLED
     # checkpoint_every (500) was never reached: the file is the one the cancel wrote.
     folder = checkpoint_dir(window.project)
-    qtbot.waitUntil(lambda: any(folder.glob(f"{arch_id}-*.pt")), timeout=10_000)
-    assert not panel.cancel_button.isEnabled()
+    assert any(folder.glob(f"{first.label}-*.pt"))
+    assert not panel.cancel_button.isEnabled() and panel.rerun_button.isEnabled()
 
-
-def test_cancelling_a_waiting_run_never_starts_it(window, qtbot):
-    panel = window.train_panel
-    panel.form.set_values({**TINY, "budget/max_steps": 100_000})
-    window.browser.select_ids(smallest_unscored(window, 2))
-    first, second = panel.train_selected()
-    panel.cancel(second.key)
-    assert second.state == JobState.CANCELLED.value and second.job_id is None
-    panel.cancel(first.key)
-    qtbot.waitUntil(lambda: first.state == JobState.CANCELLED.value, timeout=TRAINING_S)
-    assert second.job_id is None
+    qtbot.mouseClick(panel.rerun_button, Qt.MouseButton.LeftButton)
+    again = panel.run_list()[-1]
+    assert again.job_id != first.job_id and again.arch_ids == first.arch_ids
+    qtbot.waitUntil(
+        lambda: any("resumed from step" in line for line in window.project.job_log(again.job_id)),
+        timeout=TRAINING_S,
+    )
+    panel.cancel(again.job_id)
+    qtbot.waitUntil(lambda: again.state == JobState.CANCELLED.value, timeout=10_000)
     panel.clear_finished()
     assert panel.run_list() == [] and panel.runs.topLevelItemCount() == 0
 
 
+def test_a_reopened_project_lists_past_runs_with_their_curves(qtbot, project_path):
+    with Project(project_path) as project:  # a run recorded earlier (made-up curve points)
+        arch_id = project.table("demo").index[0]
+        params = {"task": "demo", "arch_id": arch_id, "corpus": {"kind": "demo"}, "device": "cpu"}
+        job_id = project.create_job(
+            "train", f"Train {arch_id}", params, JobOwner(socket.gethostname(), 0, 0.0)
+        )
+        project.update_job(job_id, state="done", progress=1.0, message="valid_bleu 12.00")
+        project.add_curve_points(
+            job_id,
+            [(arch_id, step, {"train_loss": 5.0 - step / 10}) for step in (1, 2, 3)]
+            + [(arch_id, 3, {"valid_loss": 4.0, "valid_bleu": 12.0})],
+        )
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_project(project_path)
+    panel = window.train_panel
+    [run] = panel.run_list()
+    assert (run.job_id, run.label, run.state) == (job_id, arch_id, "done")
+    assert panel.curves.points(job_id, "train_loss")[0].tolist() == [1, 2, 3]
+    assert panel.curves.points(job_id, "valid_bleu")[1].tolist() == [12.0]
+    assert panel.runs.topLevelItem(0).text(5) == "12.00"
+    window.close()
+
+
 def test_measured_latency_becomes_the_cost_axis(window, qtbot):
     panel = window.train_panel
-    panel.form.set_values({"latency/repeats": 3})
+    panel.form.set_values({"latency/repeats": 3, "latency/beam": 1, "executor": "thread"})
     arch_ids = smallest_unscored(window, 2)
     window.browser.select_ids(arch_ids)
     run = panel.measure_latency()
     qtbot.waitUntil(lambda: run.state == JobState.DONE.value, timeout=TRAINING_S)
+    assert window.project.job(run.job_id).executor == "thread"
     # The measured column becomes the x axis once the reloaded table has it; without BLEU,
     # the two architectures are in the strip under the plot.
     qtbot.waitUntil(
@@ -143,11 +192,12 @@ def test_measured_latency_becomes_the_cost_axis(window, qtbot):
 def test_supernet_training_has_the_same_live_view(window, qtbot):
     panel = window.train_panel
     panel.form.set_values({**TINY, "budget/max_steps": 10, "config/eval_every": 5})
-    run = panel.supernet_action.trigger() or panel.run_list()[0]
+    panel.supernet_action.trigger()
+    [run] = panel.run_list()
     assert run.label == "supernet · demo"
     qtbot.waitUntil(lambda: run.state == JobState.DONE.value, timeout=TRAINING_S)
     for metric in ("train_loss", "valid_loss"):
-        assert panel.curves.points(run.key, metric)[0].tolist() == [5, 10]
+        assert panel.curves.points(run.job_id, metric)[0].tolist() == [5, 10]
 
 
 def test_a_corpus_folder_without_files_says_what_is_missing(window, qtbot, tmp_path):
@@ -166,6 +216,7 @@ def test_a_corpus_folder_without_files_says_what_is_missing(window, qtbot, tmp_p
     assert f"{folder / 'train.en'}[.gz]: file not found" in box.text()
     box.close()
     assert panel.run_list() == []
+    assert window.project.count_architectures() == FIXTURE_ARCHS
 
 
 def test_choices_persist_between_panels(qtbot, tmp_path):
@@ -181,6 +232,9 @@ def test_choices_persist_between_panels(qtbot, tmp_path):
         "config/dropout": 0.3,
         "config/patience": 4,
         "vocab/size": 8000,
+        "executor": "ray",
+        "ray_address": "ray://head:10001",
+        "ray_storage": str(tmp_path / "shared"),
     }
     first = MainWindow()
     qtbot.addWidget(first)
@@ -193,6 +247,8 @@ def test_choices_persist_between_panels(qtbot, tmp_path):
     form = second.train_panel.form
     assert form.values() == saved and form.advanced.isExpanded()
     assert {k: saved[k] for k in choices} == choices
+    assert (form.executor(), form.ray_address()) == ("ray", "ray://head:10001")
+    assert form.ray_edit.isVisibleTo(form)
     config = form.config()
     assert (config["max_minutes"], config["max_steps"], config["lr"]) == (7.5, None, 5e-4)
     assert form.corpus_spec() == {
