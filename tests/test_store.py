@@ -167,3 +167,32 @@ def test_processes_opening_one_new_project_at_once_all_succeed(tmp_path):
         conn = sqlite3.connect(path)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         conn.close()
+
+
+def test_a_version_1_project_is_upgraded_in_place_keeping_its_jobs_and_logs(tmp_path):
+    from nasstudio.store.schema import APPLICATION_ID, MIGRATIONS
+
+    path = tmp_path / "old.nasproj"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("INSERT INTO tasks VALUES ('demo', 256, 'tiny-cpu', '')")
+    conn.execute(
+        "INSERT INTO jobs (kind, title, params, state, created_at) VALUES"
+        " ('sample', 'Sample 5', '{\"count\": 5}', 'done', 1.0),"
+        " ('train', 'Train x', '{}', 'running', 2.0)"
+    )
+    conn.execute("INSERT INTO job_log VALUES (1, 1.5, 'sampled 5')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Project(path) as project:
+        done, running = project.jobs()
+        assert (done.title, done.state, done.params) == ("Sample 5", "done", {"count": 5})
+        # Its owner is unknown and gone: the job that was running is interrupted.
+        assert running.state == "interrupted"
+        assert project.job_log(1) == ["sampled 5"]
+        assert project.curve(1) == [] and project.revisions() == {}
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    conn.close()
