@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -227,3 +229,27 @@ def test_records_of_another_task_do_not_reload_the_shown_one(window, qtbot, monk
     window.view.task = "wmt14ende"
     qtbot.waitUntil(lambda: window.browser.model.rowCount() == 30, timeout=5000)
     assert asked == [("wmt14ende",)]
+
+
+def test_a_killed_worker_fails_its_job_and_the_window_and_next_job_carry_on(window, qtbot):
+    from tests import jobfns
+
+    window.session.runner.slots["cpu"] = 1
+    pids = {}
+    window.session.bridge.job_event.connect(
+        lambda e: e.kind == "partial" and pids.setdefault(e.job_id, e.payload)
+    )
+    submit = window.session.submit
+    doomed = submit("test", "Doomed", jobfns.pid_then_wait_job, executor="process", resource="cpu")
+    after = submit(
+        "test", "After", jobfns.pid_then_wait_job, executor="process", resource="cpu", seconds=0.1
+    )
+    qtbot.waitUntil(lambda: doomed in pids, timeout=60_000)
+    assert window.jobs.state(after) == JobState.QUEUED
+    os.kill(pids[doomed], signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.jobs.state(doomed) == JobState.FAILED, timeout=30_000)
+    window.jobs.select_job(doomed)
+    assert "killed by SIGKILL" in window.jobs.tree.currentItem().text(4)  # the Message column
+    qtbot.waitUntil(lambda: window.jobs.state(after) == JobState.DONE, timeout=60_000)
+    sampled = window.start_sampling("demo", 5, seed=9)  # the window still takes work
+    qtbot.waitUntil(lambda: window.jobs.state(sampled) == JobState.DONE, timeout=10_000)
