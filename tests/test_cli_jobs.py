@@ -62,11 +62,13 @@ def test_a_cli_job_killed_with_sigkill_shows_interrupted_on_the_next_open(capsys
     path = tmp_path / "p.nasproj"
     command = [sys.executable, "-m", "nasstudio", "sample", "-p", str(path), "-n", "5000000"]
     child = subprocess.Popen(command, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while not running_jobs(path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    try:
+        deadline = time.monotonic() + 60
+        while not running_jobs(path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
     code, out, _ = run(capsys, "jobs", "-p", str(path), "--json")
     (job,) = json.loads(out)
     assert code == 0 and job["state"] == "interrupted" and job["title"].startswith("Sample")

@@ -149,7 +149,9 @@ class RayExecution:
                 return
             if not self._forward(events, self._ref):
                 self._end(self._fate(self._ref))
-        except Exception as exc:  # Ray unreachable, or shut down under the job
+        # Ray unreachable, or shut down under the job (it raises SystemExit in threads that
+        # wait on it then).
+        except (Exception, SystemExit) as exc:
             if not self._finished.is_set():
                 reason = f"Ray ({self._executor.where}): {type(exc).__name__}: {exc}"
                 self._end(("failed", reason, traceback.format_exc(), reason))
