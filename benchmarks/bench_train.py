@@ -31,6 +31,7 @@ from nasstudio.data import PAD_ID, TokenBatcher, Vocabulary, corpus_vocabulary, 
 from nasstudio.data.batching import Batch
 from nasstudio.data.spec import open_corpus
 from nasstudio.jobs import JobHandle
+from nasstudio.jobs.records import CurvePoint
 from nasstudio.metrics import MeasuredLatency
 from nasstudio.model import TransformerMT, token_cross_entropy
 from nasstudio.model.layers import sinusoidal_positions
@@ -274,7 +275,7 @@ def bench_gpu(minutes: float) -> None:
         project.ensure_task(Task("multi30k-base", 8000, "hat-wmt"))
         (arch_id,) = project.add_architectures("multi30k-base", [HAT_BASE], "benchmark")
         job = train_job(
-            JobHandle(0, lambda event: None),
+            JobHandle(0, lambda message: None),
             project,
             "multi30k-base",
             arch_id,
@@ -283,13 +284,16 @@ def bench_gpu(minutes: float) -> None:
             device="cuda",
             vocab_size=8000,
         )
+        # Run in this process, without a runner: the records it yields are only read here.
         rates = []
         while True:
             try:
-                rates.append(next(job)["tokens_per_s"])
+                item = next(job)
             except StopIteration as stop:
                 scores = stop.value
                 break
+            if isinstance(item, CurvePoint):
+                rates.append(item.values["tokens_per_s"])
     print(
         f"HAT-base on Multi30k En-De, {minutes:g} min of training: "
         f"median {statistics.median(rates):,.0f} tokens/s; BLEU valid {scores['bleu_valid']:.2f}, "
