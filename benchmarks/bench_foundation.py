@@ -136,11 +136,12 @@ def time_pareto_redraw(n: int, repeats: int = 5) -> tuple[list[float], list[floa
     from PySide6.QtWidgets import QApplication
 
     from nasstudio.gui.pareto_view import ParetoView
+    from nasstudio.gui.view_state import ViewState
 
     app = QApplication.instance() or QApplication([])
     tables = [synthetic_table(n, seed) for seed in (0, 1)]
     table = tables[0]
-    view = ParetoView()
+    view = ParetoView(ViewState())
     view.resize(*VIEW_SIZE)
     view.show()
     view.set_axes("latency_ms@bench", "bleu_valid")
