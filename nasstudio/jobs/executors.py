@@ -79,10 +79,6 @@ class ProcessExecution:
         self._reader.daemon = True
         self._reader.start()
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
     def cancel(self) -> None:
         self._cancel.set()
         timer = threading.Timer(self._grace_s, self._end)

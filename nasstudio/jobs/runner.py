@@ -136,14 +136,15 @@ class JobRunner:
         if executor not in self.executors:
             self.executors[executor] = _optional_executor(executor)
         recorded = _recordable(params)
+        path = function_path(fn)
         # A job whose parameters are all in the store can be run again from its row.
-        function = function_path(fn) if len(recorded) == len(params) else ""
+        rerunnable = path if len(recorded) == len(params) else ""
         job_id = self.project.create_job(
-            kind, title, recorded, this_process(), function, resource, executor
+            kind, title, recorded, this_process(), rerunnable, resource, executor
         )
         spec = JobSpec(
             job_id,
-            function_path(fn),
+            path,
             str(self.project.path),
             params,
             seed=job_id,

@@ -24,6 +24,7 @@ def sample_job(
     far; returns how many were sampled.
     """
     spec = project.task(task)
+    known = {arch.id for arch in project.architectures(task)} if spec else set()
     if spec is None and task in KNOWN_TASKS:
         spec = KNOWN_TASKS[task]
         yield NewTask(spec)
@@ -31,7 +32,6 @@ def sample_job(
         raise KeyError(f"no task '{task}' in the project")
     space = get_space(spec.space)
     rng = random.Random(seed)
-    known = {arch.id for arch in project.architectures(task)} if project.task(task) else set()
     origin = f"sampled (seed {seed})"
     added, drawn = 0, 0
     handle.progress(0.0, f"sampling {count} architectures from {space.name}")
