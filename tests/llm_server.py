@@ -2,8 +2,11 @@
 
 It listens on 127.0.0.1 (a free port), answers POST /v1/chat/completions (non-streaming, with
 ``usage``) with a deterministic BLEU-like score computed from the last architecture in the last
-user message, and can be told to misbehave: HTTP errors, slow answers, other text. It counts
-requests, the most requests in flight at once, and records the Authorization headers.
+user message, and can be told to misbehave: HTTP errors, slow answers, other text, bodies that
+are not chat completions (``RawBody``: an HTML page, broken JSON), a connection closed without an
+answer (``DROP``). It counts requests, the most requests in flight at once, and records the
+Authorization headers (of every POST it gets, in ``seen``). It also answers as an HTTP proxy
+would (``HTTP_PROXY`` set to its ``root_url``), for requests to any host.
 
     with FakeLLMServer(delay=0.2) as server:
         profile = LLMProfile("test", base_url=server.base_url, model="fake")
@@ -17,11 +20,34 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 # Only lines whose value is a number or a list of numbers: definitions also start with HAT keys.
 _KEY_LINE = re.compile(r"^([a-z-]+-subtransformer): (-?\d+|\[[-\d, ]*\])$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A fault: HTTP 200 with this body and content type instead of a chat completion."""
+
+    content_type: str
+    body: str
+
+
+HTML_PAGE = RawBody(
+    "text/html", "<html><head><title>502 Bad Gateway</title></head><body>proxy</body></html>"
+)
+BROKEN_JSON = RawBody("application/json", '{"id": "chatcmpl-1", "choices": [{"message": ')
+
+
+class Drop:
+    """A fault: the connection is closed without an answer."""
+
+
+DROP = Drop()
 
 
 def fake_bleu(config: dict[str, Any]) -> float:
@@ -54,12 +80,12 @@ def query_config(messages: list[dict[str, str]]) -> dict[str, Any]:
 
 class FakeLLMServer:
     """Configure by attributes: ``delay`` (seconds per answer), ``faults`` (a queue of HTTP
-    status codes or answer texts served before normal answers), ``reply`` (a function of the
-    messages returning the answer text)."""
+    status codes, answer texts, ``RawBody`` or ``DROP`` served before normal answers),
+    ``reply`` (a function of the messages returning the answer text)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
-        self.faults: deque[int | str] = deque()
+        self.faults: deque[int | str | RawBody | Drop] = deque()
         self.reply: Callable[[list[dict[str, str]]], str] = lambda m: (
             f"{fake_bleu(query_config(m))}"
         )
@@ -68,6 +94,7 @@ class FakeLLMServer:
         self.max_in_flight = 0
         self.authorizations: list[str] = []
         self.bodies: list[dict[str, Any]] = []
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization) of every POST
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -78,8 +105,12 @@ class FakeLLMServer:
 
     @property
     def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    @property
+    def root_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host}:{port}"
 
     def start(self) -> FakeLLMServer:
         self._thread.start()
@@ -101,6 +132,7 @@ class FakeLLMServer:
             self.requests = self.max_in_flight = 0
             self.authorizations.clear()
             self.bodies.clear()
+            self.seen.clear()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -115,7 +147,10 @@ class FakeLLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                with server._lock:
+                    server.seen.append((self.path, self.headers.get("Authorization", "")))
+                # A proxied request names the whole URL: its path is what is routed.
+                if urlsplit(self.path).path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 with server._lock:
@@ -132,6 +167,12 @@ class FakeLLMServer:
                         error = {"message": f"injected {fault}", "type": "test", "code": fault}
                         self._send(fault, {"error": error}, {"Retry-After": "0"})
                         return
+                    if isinstance(fault, Drop):
+                        self.close_connection = True
+                        return
+                    if isinstance(fault, RawBody):
+                        self._send_bytes(200, fault.body.encode(), fault.content_type)
+                        return
                     text = fault if isinstance(fault, str) else server.reply(body["messages"])
                     self._send(200, _completion(body, text))
                 finally:
@@ -141,9 +182,17 @@ class FakeLLMServer:
             def _send(
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(payload).encode()
+                self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _send_bytes(
+                self,
+                status: int,
+                data: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -207,3 +256,41 @@ def add_wmt_architectures(project, measured: int = 8, unmeasured: int = 4, seed:
 
 def _config(arch_info: list[str]) -> dict[str, Any]:
     return {k: json.loads(v) for k, v in (line.split(": ", 1) for line in arch_info)}
+
+
+def write_seedarchs(folder, task: str, archs, bleu, splits) -> None:
+    """An llmas seedarchs folder: ``splits`` maps a seed to (train, test) indices of ``archs``,
+    whose measured ``valid_BLEU`` is ``bleu`` (same index)."""
+    from pathlib import Path
+
+    from nasstudio.space import to_arch_info
+
+    for seed, indices in splits.items():
+        where = Path(folder) / str(seed) / task
+        where.mkdir(parents=True, exist_ok=True)
+        for name, chosen in zip(("train.jsonl", "test.jsonl"), indices, strict=True):
+            lines = [
+                json.dumps(
+                    {
+                        "scratch": {
+                            "arch_info": to_arch_info(archs[i]),
+                            "valid_BLEU": bleu[i],
+                            "test_BLEU": bleu[i],
+                            "overall_latency": 100.0,
+                            "total_flops": 3e9,
+                        }
+                    }
+                )
+                for i in chosen
+            ]
+            (where / name).write_text("\n".join(lines) + "\n")
+
+
+def reply_by_architecture(answers) -> Callable[[list[dict[str, str]]], str]:
+    """A ``reply`` that answers each queried architecture (a key of ``answers``) its text."""
+    from nasstudio.space import to_arch_info
+
+    by_config = {
+        json.dumps(_config(to_arch_info(a)), sort_keys=True): text for a, text in answers.items()
+    }
+    return lambda messages: by_config[json.dumps(query_config(messages), sort_keys=True)]

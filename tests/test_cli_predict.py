@@ -1,13 +1,20 @@
 """CLI: prompt show|render, predict llm, evaluate."""
 
 import json
+import socket
 
 import pytest
 
 from nasstudio.cli import main
 from nasstudio.store import Project
 from tests.conftest import require_refdata
-from tests.llm_server import FakeLLMServer, add_wmt_architectures
+from tests.llm_server import (
+    FakeLLMServer,
+    add_wmt_architectures,
+    reply_by_architecture,
+    write_seedarchs,
+)
+from tests.test_predict_evaluate import SMALL_ANSWERS, SMALL_ARCHS, SMALL_BLEU, SMALL_SPLITS
 
 
 def run(capsys, *argv):
@@ -184,3 +191,76 @@ def test_evaluate_baselines_and_an_llm_as_json(capsys, tmp_path, server):
         prompt_rows = [r for r in rows if r["prompt_version"]]
         assert len(rows) == 2 * 4 * 3 + 3 and [r["seed"] for r in prompt_rows] == [123, 456, 789]
         assert {r["label"] for r in prompt_rows} == {"wmt14ende default"}
+
+
+def closed_port() -> int:
+    """A port nothing listens on: bound, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_predict_llm_against_a_server_that_is_down_stops_with_one_message(capsys, project_path):
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    flags = ["--base-url", base_url, "--model", "m", "--no-cache", "--max-retries", "0"]
+    code, out, err = run(capsys, "predict", "llm", "-p", project_path, "--all", *flags)
+    assert code == 1 and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nasstudio: error: LLM-PP predictions with m@127.0.0.1:")
+    assert f"cannot reach {base_url}: Connection refused; is the server running?" in last
+    # a few failures reported, not one per architecture
+    assert err.count("no prediction") < 5
+    with Project(project_path) as project:
+        (job,) = project.jobs()
+        assert job.state == "failed"
+
+
+def test_evaluate_with_an_llm_that_is_down_fails(capsys, tmp_path):
+    folder = tmp_path / "seedarchs"
+    write_seedarchs(folder, "wmt14ende", SMALL_ARCHS, SMALL_BLEU, SMALL_SPLITS)  # 8 queries
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "-p",
+        str(tmp_path / "e.nasproj"),
+        "--seedarchs",
+        str(folder),
+        "--base-url",
+        base_url,
+        "--model",
+        "m",
+        "--no-cache",
+        "--max-retries",
+        "0",
+    )
+    assert code == 1
+    assert f"cannot reach {base_url}: Connection refused; is the server running?" in err
+
+
+def test_evaluate_says_what_each_figure_rests_on(capsys, tmp_path):
+    folder = tmp_path / "seedarchs"
+    write_seedarchs(folder, "wmt14ende", SMALL_ARCHS, SMALL_BLEU, {1: SMALL_SPLITS[1]})
+    with FakeLLMServer() as server:
+        server.reply = reply_by_architecture(dict(zip(SMALL_ARCHS, SMALL_ANSWERS, strict=True)))
+        code, out, err = run(
+            capsys,
+            "evaluate",
+            "-p",
+            str(tmp_path / "e.nasproj"),
+            "--seedarchs",
+            str(folder),
+            "--base-url",
+            server.base_url,
+            "--model",
+            "small",
+            "--no-cache",
+        )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split() == ["predictor", "MAE", "Kendall", "tau", "Spearman", "rho", "n"]
+    # B, C, D answered 25 (truth 22, 24, 26), A answered a list: MAE (3 + 1 + 1) / 3
+    row = next(line for line in lines if line.startswith("small@"))
+    assert "1.67 (0.00)" in row and row.endswith("n=3/4")
+    assert row.count("undefined (constant predictions)") == 2
+    assert "nan" not in out

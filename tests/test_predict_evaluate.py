@@ -22,10 +22,11 @@ from nasstudio.predict.evaluate import (
 )
 from nasstudio.predict.llm import LLMProfile, default_prompt
 from nasstudio.predict.prompt_jobs import evaluate_prompts_job
+from nasstudio.space import get_space
 from nasstudio.store import KNOWN_TASKS
 from nasstudio.store.importers import LLMAS_BASELINES, ImportFormatError
 from tests.conftest import require_refdata
-from tests.llm_server import FakeLLMServer
+from tests.llm_server import FakeLLMServer, reply_by_architecture, write_seedarchs
 
 # The LLM-PP paper's figures for the supernet baselines on WMT'14 En-De: MAE and Kendall tau,
 # means over seeds 123, 456 and 789.
@@ -160,3 +161,87 @@ def test_an_llm_prompt_is_evaluated_seed_by_seed_and_recorded(project, seedarchs
             assert len(project.evaluations("wmt14ende")) == 2 * 5 * 3
     finally:
         runner.shutdown()
+
+
+# Six architectures A-F with measured BLEU, the answers a small model gave for each, and two
+# seeds: 1 tests A-D (demonstrations E, F), 2 tests C-F (demonstrations A, B).
+SMALL_ARCHS = get_space("hat-wmt").sample_many(6, seed=3)
+SMALL_BLEU = [20.0, 22.0, 24.0, 26.0, 21.0, 23.0]
+SMALL_ANSWERS = [
+    "1. The task is to predict the BLEU score.",  # a list marker: no prediction
+    "25",
+    "25",
+    "The BLEU score is 25.",
+    "2) 19.5",  # the list marker is skipped, 19.5 read
+    "27",
+]
+SMALL_SPLITS = {1: ([4, 5], [0, 1, 2, 3]), 2: ([0, 1], [2, 3, 4, 5])}
+
+
+def evaluate_small_model(project, folder, tmp_path, splits=SMALL_SPLITS):
+    write_seedarchs(folder, "wmt14ende", SMALL_ARCHS, SMALL_BLEU, splits)
+    runner = JobRunner(project, executors={"async": AsyncExecutor(background_loop())})
+    try:
+        with FakeLLMServer() as server:
+            server.reply = reply_by_architecture(dict(zip(SMALL_ARCHS, SMALL_ANSWERS, strict=True)))
+            profile = LLMProfile("t", base_url=server.base_url, model="small", concurrency=2)
+            job = runner.submit(
+                "evaluate",
+                "Evaluate",
+                evaluate_prompts_job,
+                folder=str(folder),
+                task="wmt14ende",
+                profile=profile,
+                prompts=[("", default_prompt(KNOWN_TASKS["wmt14ende"]))],
+                cache_path=str(tmp_path / "cache.sqlite"),
+            )
+            return runner.wait(job, timeout=60)
+    finally:
+        runner.shutdown()
+
+
+def test_each_figure_says_how_many_architectures_it_rests_on(project, tmp_path):
+    (result,) = evaluate_small_model(project, tmp_path / "seedarchs", tmp_path)
+    first, second = result.splits
+    # seed 1: B, C, D predicted 25 against 22, 24, 26; A has no number
+    assert (first.scores.n, first.missing) == (3, (SMALL_ARCHS[0].id,))
+    assert first.scores.mae == pytest.approx((3 + 1 + 1) / 3)
+    assert math.isnan(first.scores.kendall_tau) and first.scores.undefined == "constant predictions"
+    # seed 2: C 25, D 25, E 19.5, F 27 against 24, 26, 21, 23. Of the six pairs three agree
+    # in order (C-E, D-E, E-F), two disagree (C-F, D-F), one is tied in the predictions (C-D):
+    # tau-b = (3 - 2) / sqrt(6 * 5). Ranks: truth C3 D4 E1 F2, predictions C2.5 D2.5 E1 F4.
+    assert second.scores.n == 4 and second.scores.mae == pytest.approx((1 + 1 + 1.5 + 4) / 4)
+    assert second.scores.kendall_tau == pytest.approx(1 / math.sqrt(30))
+    assert second.scores.spearman_rho == pytest.approx(1.5 / math.sqrt(5 * 4.5))
+    # the mean of each figure over the seeds where it is defined, and on what it rests
+    assert (result.predicted, result.asked) == (7, 8)
+    assert result.mean("mae") == pytest.approx((5 / 3 + 1.875) / 2)
+    assert result.figure("mae") == "1.77 (0.10)"
+    assert result.figure("kendall_tau") == "0.18 (0.00) n=4/8"
+    assert result.figure("spearman_rho") == "0.32 (0.00) n=4/8"
+    summary = result.as_dict()
+    assert (summary["n"], summary["asked"]) == (7, 8)
+    assert summary["kendall_tau"]["n"] == 4 and summary["mae"]["n"] == 7
+    assert summary["seeds"][0]["undefined"] == "constant predictions"
+    # what the project records for the Evaluation tab
+    rows = [r for r in project.evaluations("wmt14ende") if r["predictor"] == "small@t"]
+    assert [(r["seed"], r["n"], len(r["details"]["missing"])) for r in rows] == [
+        (1, 3, 1),
+        (2, 4, 0),
+    ]
+    assert rows[0]["details"]["undefined"] == "constant predictions"
+    assert rows[0]["kendall_tau"] is None
+
+
+def test_a_figure_undefined_on_every_seed_says_why(project, tmp_path):
+    (result,) = evaluate_small_model(
+        project, tmp_path / "seedarchs", tmp_path, splits={1: SMALL_SPLITS[1]}
+    )
+    assert result.figure("kendall_tau") == "undefined (constant predictions)"
+    assert result.figure("mae") == "1.67 (0.00)"
+    assert result.as_dict()["spearman_rho"] == {
+        "mean": None,
+        "std": None,
+        "n": 0,
+        "undefined": "constant predictions",
+    }

@@ -25,9 +25,10 @@ from nasstudio.predict.llm import (
     llm_predict_job,
 )
 from nasstudio.predict.llm.client import PLACEHOLDER_KEY, request_api_key
+from nasstudio.predict.prompt_jobs import check_connection
 from nasstudio.space import get_space
 from nasstudio.store import KNOWN_TASKS
-from tests.llm_server import FakeLLMServer, add_wmt_architectures
+from tests.llm_server import BROKEN_JSON, DROP, HTML_PAGE, FakeLLMServer, add_wmt_architectures
 
 SECRET = "sk-test-0123456789abcdefSECRET"
 
@@ -148,8 +149,10 @@ def test_giving_up_after_max_retries_is_recorded_and_the_job_goes_on(
     _, ids = archs
     server.faults.extend([500] * 3)
     job, summary = run_job(runner, project, ids[:1], profile_for(server, max_retries=2), tmp_path)
-    assert project.job(job).state == JobState.DONE
-    assert (summary.predicted, summary.failed, server.requests) == (0, 1, 3)
+    # nothing predicted: the job failed, and says so
+    record = project.job(job)
+    assert summary is None and record.state == JobState.FAILED and server.requests == 3
+    assert "none of the 1 architectures got a prediction" in record.error
     log = "\n".join(project.job_log(job))
     assert "gave up after 3 attempts: HTTP 500" in log and f"{ids[0]}: no prediction:" in log
     # one failure among several: the others are recorded
@@ -185,12 +188,102 @@ def test_concurrency_never_exceeds_the_profile(project, runner, archs, tmp_path)
 
 def test_unreadable_answers_keep_the_raw_text(project, runner, server, archs, tmp_path):
     _, ids = archs
-    server.faults.extend(["I would rather not say.", "BLEU: 150"])
+    long_answer = "I would rather not say. " + "Let me think about it. " * 2000  # 46 KB
+    huge_answer = "no " * 30_000  # 90 KB
+    server.faults.extend([long_answer, "BLEU: 150", huge_answer])
     profile = profile_for(server, concurrency=1)
-    job, summary = run_job(runner, project, ids[:3], profile, tmp_path)
-    assert (summary.predicted, summary.failed) == (1, 2)
+    job, summary = run_job(runner, project, ids[:4], profile, tmp_path)
+    assert (summary.predicted, summary.failed) == (1, 3)
+    log = project.job_log(job)
+    # kept whole in the job log, up to 64 KB (65,536 characters)
+    assert any(repr(long_answer) in line for line in log)
+    assert "no number within [0, 100]" in "\n".join(log)
+    (huge,) = [line for line in log if "no no no" in line]
+    assert f"{huge_answer[:65_536]}… [cut at 65,536 of 90,000 characters]" in huge
+
+
+def test_a_body_that_is_not_a_chat_completion_is_retried(project, runner, server, archs, tmp_path):
+    _, ids = archs
+    # a proxy's HTML page and broken JSON, then good answers: retried like a 5xx
+    server.faults.extend([HTML_PAGE, BROKEN_JSON])
+    job, summary = run_job(runner, project, ids[:1], profile_for(server), tmp_path)
+    assert project.job(job).state == JobState.DONE
+    assert summary.predicted == 1 and summary.usage.retries == 2 and server.requests == 3
     log = "\n".join(project.job_log(job))
-    assert "I would rather not say." in log and "no number within [0, 100]" in log
+    assert "HTTP 200 with a body that is not a chat completion (text/html" in log
+    assert "(application/json" in log
+    # one that stays unreadable fails that architecture only, its body kept whole in the log
+    # (three pages for two architectures of two attempts each: one of them gets two)
+    server.faults.extend([HTML_PAGE] * 3)
+    profile = profile_for(server, concurrency=1, max_retries=1)
+    job, summary = run_job(runner, project, ids[1:3], profile, tmp_path)
+    assert project.job(job).state == JobState.DONE
+    assert (summary.predicted, summary.failed) == (1, 1)
+    failure = next(line for line in project.job_log(job) if "no prediction" in line)
+    assert "gave up after 2 attempts" in failure and HTML_PAGE.body in failure
+
+
+def test_an_endpoint_that_is_down_stops_the_job_after_a_few_requests(
+    project, runner, server, archs, tmp_path
+):
+    measured, unmeasured = archs
+    server.faults.extend([DROP] * 1000)  # every connection closed without an answer
+    profile = profile_for(server, concurrency=1, max_retries=1)
+    job, summary = run_job(runner, project, measured + unmeasured, profile, tmp_path)
+    record = project.job(job)
+    assert summary is None and record.state == JobState.FAILED
+    assert record.error.startswith(f"cannot reach {server.base_url}: ")
+    assert "is the server running?" in record.error
+    # 5 queries in a row failed (2 attempts each); at most 2 more were under way (2 x
+    # concurrency start at once), and nothing was sent after
+    assert server.requests <= (5 + 2) * 2
+    failures = [line for line in project.job_log(job) if "no prediction" in line]
+    assert len(failures) < 5 + 2  # not one line per architecture
+
+
+def test_a_key_goes_over_plain_http_only_to_this_machine(monkeypatch):
+    monkeypatch.setenv("NASSTUDIO_TEST_KEY", SECRET)
+    with FakeLLMServer() as server:
+        # a local server (llama.cpp, vLLM) gets the key over http, by name or address
+        for host in ("127.0.0.1", "localhost"):
+            local = LLMProfile(
+                "local",
+                base_url=server.base_url.replace("127.0.0.1", host),
+                model="m",
+                api_key_env="NASSTUDIO_TEST_KEY",
+                send_key_to_custom_url=True,
+            )
+            assert asyncio.run(check_connection(local)).ok
+        assert server.authorizations == [f"Bearer {SECRET}"] * 2
+        # anywhere else over http, the key is refused before any connection: here through a
+        # proxy, which does carry requests that have no key
+        server.reset_counts()
+        for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(variable, server.root_url)
+        for variable in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(variable, raising=False)
+        keyless = LLMProfile("keyless", base_url="http://llm.example/v1", model="m")
+        assert asyncio.run(check_connection(keyless)).ok
+        assert server.seen == [("http://llm.example/v1/chat/completions", "Bearer not-needed")]
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        plain = [
+            LLMProfile("openai", base_url="http://api.openai.com/v1"),
+            LLMProfile(
+                "custom",
+                base_url="http://llm.example/v1",
+                model="m",
+                api_key_env="NASSTUDIO_TEST_KEY",
+                send_key_to_custom_url=True,
+            ),
+        ]
+        for profile in plain:
+            with pytest.raises(ProfileError, match="would travel in clear text"):
+                LLMClient(profile)
+            check = asyncio.run(check_connection(profile))  # the settings' Test connection
+            assert not check.ok and "use an https:// base URL" in check.message
+            assert SECRET not in check.message
+        assert len(server.seen) == 1  # the keyless request only
+        assert request_api_key(LLMProfile("openai")) == SECRET  # https is fine
 
 
 def test_samples_give_mean_median_and_std(project, runner, server, archs, tmp_path):

@@ -205,20 +205,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in results], indent=1))
         return 0
     for task in tasks:
-        seeds = next(
-            (", ".join(str(s.seed) for s in r.splits) for r in results if r.task == task), ""
-        )
-        print(f"== {task}: mean (std) over seeds {seeds}")
-        print(f"{'predictor':<44} {'MAE':>12} {'Kendall tau':>12} {'Spearman rho':>13}")
-        for r in (r for r in results if r.task == task):
-            name = r.predictor + (f" [{r.prompt_name}]" if r.prompt_version else "")
-            cells = [f"{r.mean(m):.2f} ({r.std(m):.2f})" for m in ("mae", "kendall_tau")]
-            cells.append(f"{r.mean('spearman_rho'):.2f} ({r.std('spearman_rho'):.2f})")
-            print(f"{name[:44]:<44} {cells[0]:>12} {cells[1]:>12} {cells[2]:>13}")
-            if r.usage is not None:
-                print(f"{'':<44} {r.usage.requests} requests, cost {r.usage.cost:.4f}")
+        _print_evaluations(task, [r for r in results if r.task == task])
     print(f"recorded in {project.path} (the GUI's Evaluation tab shows them)")
     return 0
+
+
+def _print_evaluations(task: str, results: list) -> None:
+    """One row per predictor: each figure, and on how many of the asked test architectures
+    it rests (``n=35/60``: the others got no prediction)."""
+    from nasstudio.predict.evaluate import METRIC_LABELS, METRICS, coverage_text
+
+    seeds = ", ".join(str(s.seed) for s in results[0].splits) if results else ""
+    print(f"== {task}: mean (std) over seeds {seeds}")
+    header = ["predictor", *(METRIC_LABELS[m] for m in METRICS), "n"]
+    rows = [
+        [
+            (r.predictor + (f" [{r.prompt_name}]" if r.prompt_version else ""))[:44],
+            *(r.figure(m) for m in METRICS),
+            coverage_text(r.predicted, r.asked),
+        ]
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row, r in zip([header, *rows], [None, *results], strict=True):
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        print("  ".join(cells))
+        if r is not None and r.usage is not None:
+            print(f"{'':<{widths[0]}}  {r.usage.requests} requests, cost {r.usage.cost:.4f}")
 
 
 def _check_executor() -> None:
@@ -263,7 +278,8 @@ def _add_llm_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--send-key-to-custom-url",
         action="store_true",
-        help="send the API key to a base URL other than api.openai.com",
+        help="send the API key to a base URL other than api.openai.com (over https, or over "
+        "http to this machine only)",
     )
     g.add_argument("--samples", type=int, default=1, help="answers per architecture (default 1)")
     g.add_argument("--cache", help="answer cache file (default: the user's cache folder)")

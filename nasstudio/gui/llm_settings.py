@@ -9,7 +9,6 @@ stays live while it waits.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -38,8 +37,17 @@ _ERROR_STYLE = "color: #b00020"
 _BUILT_IN = {p.name for p in DEFAULT_PROFILES}
 
 
-def keyring_available() -> bool:
-    return importlib.util.find_spec("keyring") is not None
+def keyring_problem() -> str | None:
+    """Why no key can be stored in a system keyring here (None: one can)."""
+    try:
+        import keyring
+        from keyring.backends import fail, null
+    except ImportError:
+        return "the keyring package is not installed"
+    # keyring falls back to these when it finds no system keyring (a headless machine).
+    if isinstance(keyring.get_keyring(), fail.Keyring | null.Keyring):
+        return "this machine has no system keyring (Secret Service, KWallet, macOS Keychain…)"
+    return None
 
 
 def _spin(maximum: int, tip: str, minimum: int = 0) -> QSpinBox:
@@ -180,6 +188,7 @@ class LLMSettingsDialog(QDialog):
         )
         self.key_button = QPushButton("Store in keyring")
         self.key_status = QLabel(wordWrap=True)
+        self._keyring_problem = keyring_problem()  # asked once: a backend may be slow to probe
         self.message = QLabel(wordWrap=True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._layout_widgets()
@@ -223,13 +232,18 @@ class LLMSettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(body, 1)
         layout.addWidget(box)
-        if keyring_available():
+        self._show_keyring()
+
+    def _show_keyring(self) -> None:
+        """Offer the key field only where a system keyring can hold the key; else say why."""
+        problem = self._keyring_problem
+        self.key_edit.setEnabled(problem is None)
+        self.key_button.setEnabled(problem is None)
+        if problem is None:
             self.key_button.setToolTip("Keep the key in the system keyring, not in any file")
-        else:
-            self.key_edit.setEnabled(False)
-            self.key_button.setEnabled(False)
-            self.key_edit.setPlaceholderText("the keyring package is not installed")
-            self.key_button.setToolTip("Install the keyring package, or set the variable")
+            return
+        self.key_edit.setPlaceholderText("no keyring: set the key's variable instead")
+        self.key_button.setToolTip(f"Cannot store a key: {problem}")
 
     def _connect(self) -> None:
         self.profiles.currentTextChanged.connect(self._show_profile)
@@ -313,14 +327,21 @@ class LLMSettingsDialog(QDialog):
 
     def _update_key_status(self) -> None:
         variable = self.form.key_env.text().strip()
+        no_keyring = (
+            f"No key can be stored here: {self._keyring_problem}. Set the environment variable "
+            f"{variable or 'named above'} before starting nasstudio instead."
+            if self._keyring_problem
+            else ""
+        )
         if not variable:
-            self.key_status.setText("")
+            self.key_status.setText(no_keyring)
             return
         try:
             profile = self.form.profile()
         except ProfileError:
             return
         found = resolve_api_key(profile) is not None
+        source = f"${variable}" if self._keyring_problem else f"${variable} or the keyring"
         where = "found" if found else "not found"
         sent = (
             "sent to this URL"
@@ -328,8 +349,8 @@ class LLMSettingsDialog(QDialog):
             else "not sent to this custom URL"
         )
         self.key_status.setText(
-            f"Key from ${variable} or the keyring: {where}; {sent}. Keys never go into a "
-            "file of nasstudio."
+            f"Key from {source}: {where}; {sent}. Keys never go into a "
+            f"file of nasstudio. {no_keyring}".strip()
         )
 
     def store_key(self) -> None:

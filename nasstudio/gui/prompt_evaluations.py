@@ -25,7 +25,7 @@ from superqt import QElidingLabel
 from superqt.utils import signals_blocked
 
 from nasstudio.jobs import JobState
-from nasstudio.predict.evaluate import METRICS
+from nasstudio.predict.evaluate import METRICS, coverage_text, undefined_text
 from nasstudio.store import Project
 
 LOWER_IS_BETTER = {"mae"}
@@ -37,10 +37,10 @@ _HEADER_TIPS = (
     "Mean absolute error of the predicted BLEU (lower is better)",
     "Kendall's tau-b between predicted and measured BLEU (higher is better)",
     "Spearman's rho between predicted and measured BLEU (higher is better)",
-    "Test architectures predicted (of 20 per seed)",
+    "Test architectures predicted, of those asked (an LLM may answer no number)",
     "Prompt name and version (a hash of the rendered sections)",
 )
-PREDICTOR_WIDTH = 190
+PREDICTOR_WIDTH = 110  # elided: the tooltip has the whole name
 _METRIC_COLUMNS = dict(zip(METRICS, (MAE, TAU, RHO), strict=True))
 _BEST = QColor("#1b7a1b")
 _RUNNING = QColor("#777777")
@@ -79,6 +79,24 @@ class EvaluationRecord:
         values = self.values(metric)
         return float(np.std(values)) if values else None
 
+    def coverage(self, metric: str | None = None) -> tuple[int, int]:
+        """(test architectures ``metric`` rests on, or all predicted ones; those asked)."""
+        seeds = [s for s in self.seeds if metric is None or s[metric] is not None]
+        return sum(s["n"] for s in seeds), sum(s["asked"] for s in self.seeds)
+
+    def figure(self, metric: str) -> str:
+        """Mean (std) over seeds, with ``n=40/60`` when it rests on fewer architectures than
+        were predicted, or why it is undefined (``undefined (constant predictions)``)."""
+        mean = self.mean(metric)
+        if mean is None:
+            why = sorted({s["undefined"] for s in self.seeds if s["undefined"]})
+            return undefined_text(", ".join(why) or None)
+        rests_on, asked = self.coverage(metric)
+        shown = _cell(mean, self.std(metric))
+        if rests_on < self.coverage()[0]:  # undefined on some seed
+            shown += f" {coverage_text(rests_on, asked)}"
+        return shown
+
     def summary(self) -> str:
         """``MAE 0.91 τ 0.62`` (means over seeds), for lists."""
         mae, tau = self.mean("mae"), self.mean("kendall_tau")
@@ -114,6 +132,8 @@ def evaluation_records(
                 "seed": row["seed"],
                 "n": row["n"],
                 "missing": len(row["details"].get("missing", ())),
+                "asked": row["n"] + len(row["details"].get("missing", ())),
+                "undefined": row["details"].get("undefined"),
                 **{m: _finite(row[m]) for m in METRICS},
             }
         )
@@ -129,9 +149,7 @@ def normalise_folder(folder: str | Path) -> str:
     return str(Path(folder).expanduser().resolve())
 
 
-def _cell(mean: float | None, std: float | None = None) -> str:
-    if mean is None:
-        return "—"
+def _cell(mean: float, std: float | None = None) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ({std:.2f})"
 
 
@@ -148,6 +166,7 @@ class EvaluationPanel(QWidget):
             self.tree.headerItem().setToolTip(column, tip)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setIndentation(12)  # seed rows need little indent; the metrics need the width
         header = self.tree.header()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(PREDICTOR, QHeaderView.ResizeMode.Interactive)
@@ -162,6 +181,7 @@ class EvaluationPanel(QWidget):
         row.addWidget(QLabel("Seedarchs"))
         row.addWidget(self.folder_label, 1)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)  # the tab's frame is margin enough
         layout.addLayout(row)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.hint)
@@ -215,21 +235,24 @@ class EvaluationPanel(QWidget):
         item.setToolTip(PROMPT, prompt)
         for metric, column in _METRIC_COLUMNS.items():
             mean = record.mean(metric)
-            item.setText(column, _cell(mean, record.std(metric)))
+            item.setText(column, record.figure(metric))
             if record.finished and mean is not None and mean == best.get(metric):
                 item.setForeground(column, QBrush(_BEST))
                 font = QFont(item.font(column))
                 font.setBold(True)
                 item.setFont(column, font)
-        item.setText(COUNT, str(sum(s["n"] for s in record.seeds)))
+        item.setText(COUNT, "{}/{}".format(*record.coverage()))
         if not record.finished:
             item.setForeground(SEED, QBrush(_RUNNING))
         for seed in record.seeds:
             child = QTreeWidgetItem([""] * len(_HEADERS))
             child.setText(SEED, str(seed["seed"]))
             for metric, column in _METRIC_COLUMNS.items():
-                child.setText(column, _cell(seed[metric]))
-            child.setText(COUNT, str(seed["n"]))
+                value = seed[metric]
+                child.setText(
+                    column, undefined_text(seed["undefined"]) if value is None else _cell(value)
+                )
+            child.setText(COUNT, f"{seed['n']}/{seed['asked']}")
             if seed.get("missing"):
                 child.setToolTip(COUNT, f"{seed['missing']} test architectures not predicted")
             item.addChild(child)

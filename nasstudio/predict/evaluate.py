@@ -5,7 +5,10 @@ and ``test.jsonl`` (the architectures to predict). A predictor is scored on each
 architectures against their measured ``valid_BLEU`` with the mean absolute error, Kendall's
 tau-b and Spearman's rho (scipy.stats, which scikit-learn already brings), and reported as the
 mean and population standard deviation over seeds. Tau-b is the variant that reproduces the
-paper's baseline figures.
+paper's baseline figures. A figure rests on the test architectures that got a prediction (an
+LLM may give no number), and a correlation is undefined, not NaN, for constant predictions or
+fewer than two: every result says on how many of the asked architectures each figure rests and
+why one is undefined.
 
 The files are the benchmark: they carry the architectures, their GFLOPs and BLEU, and the four
 supernet baselines' predictions, so scoring needs nothing from the project (a job can import
@@ -17,7 +20,6 @@ Each seed's scores are recorded in the project as ``SeedScores``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,10 +65,14 @@ class SeedArchs:
 
 @dataclass(frozen=True, slots=True)
 class Scores:
+    """Scores on ``n`` predicted architectures; NaN where undefined, ``undefined`` saying why
+    the correlations (and, for no predictions at all, the MAE) are."""
+
     n: int
     mae: float
     kendall_tau: float
     spearman_rho: float
+    undefined: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +94,58 @@ class EvaluationResult:
     usage: Usage | None = None
     prompt_name: str = ""
 
-    def values(self, metric: str) -> list[float]:
+    def _defined(self, metric: str) -> list[SplitResult]:
         if metric not in METRICS:
             raise ValueError(f"unknown metric '{metric}'; known are {METRICS}")
-        return [getattr(s.scores, metric) for s in self.splits]
+        return [s for s in self.splits if not math.isnan(getattr(s.scores, metric))]
+
+    def values(self, metric: str) -> list[float]:
+        """The seeds' values of ``metric`` where it is defined."""
+        return [getattr(s.scores, metric) for s in self._defined(metric)]
 
     def mean(self, metric: str) -> float:
-        return float(np.mean(self.values(metric)))
+        """Mean over the seeds where ``metric`` is defined; NaN where it is on none."""
+        values = self.values(metric)
+        return float(np.mean(values)) if values else math.nan
 
     def std(self, metric: str) -> float:
-        """Population standard deviation over seeds."""
-        return float(np.std(self.values(metric)))
+        """Population standard deviation over the seeds where ``metric`` is defined."""
+        values = self.values(metric)
+        return float(np.std(values)) if values else math.nan
+
+    @property
+    def asked(self) -> int:
+        """Test architectures over all seeds."""
+        return sum(s.scores.n + len(s.missing) for s in self.splits)
+
+    @property
+    def predicted(self) -> int:
+        return sum(s.scores.n for s in self.splits)
+
+    def rests_on(self, metric: str) -> int:
+        """Predicted test architectures of the seeds where ``metric`` is defined."""
+        return sum(s.scores.n for s in self._defined(metric))
+
+    def undefined(self, metric: str) -> str | None:
+        """Why ``metric`` is undefined on every seed (None when it is defined on one)."""
+        if self._defined(metric):
+            return None
+        return ", ".join(sorted({s.scores.undefined or "undefined" for s in self.splits}))
+
+    def figure(self, metric: str, digits: int = 2) -> str:
+        """``0.71 (0.05)``, with ``n=40/60`` when it rests on fewer architectures than were
+        predicted (a seed where it is undefined), or ``undefined (constant predictions)``."""
+        if not self._defined(metric):
+            return undefined_text(self.undefined(metric))
+        text = f"{self.mean(metric):.{digits}f} ({self.std(metric):.{digits}f})"
+        if self.rests_on(metric) < self.predicted:
+            text += f" {coverage_text(self.rests_on(metric), self.asked)}"
+        return text
 
     def describe(self, digits: int = 2) -> str:
-        return "  ".join(
-            f"{METRIC_LABELS[m]} {self.mean(m):.{digits}f} ({self.std(m):.{digits}f})"
-            for m in METRICS
+        return (
+            "  ".join(f"{METRIC_LABELS[m]} {self.figure(m, digits)}" for m in METRICS)
+            + f"  {coverage_text(self.predicted, self.asked)}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,17 +153,23 @@ class EvaluationResult:
         if self.prompt_version:
             out["prompt_version"] = self.prompt_version
             out["prompt_name"] = self.prompt_name
+        out["n"], out["asked"] = self.predicted, self.asked
         for metric in METRICS:
             out[metric] = {
                 "mean": _json_float(self.mean(metric)),
                 "std": _json_float(self.std(metric)),
+                "n": self.rests_on(metric),
             }
+            if (why := self.undefined(metric)) is not None:
+                out[metric]["undefined"] = why
         out["seeds"] = [
             {
                 "seed": s.seed,
                 "n": s.scores.n,
+                "asked": s.scores.n + len(s.missing),
                 "missing": list(s.missing),
                 **{m: _json_float(getattr(s.scores, m)) for m in METRICS},
+                **({"undefined": s.scores.undefined} if s.scores.undefined else {}),
             }
             for s in self.splits
         ]
@@ -134,21 +182,36 @@ def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
+def undefined_text(why: str | None) -> str:
+    """What a table shows for an undefined figure: ``undefined (constant predictions)``."""
+    return f"undefined ({why})" if why else "undefined"
+
+
+def coverage_text(rests_on: int, asked: int) -> str:
+    """On how many of the asked architectures a figure rests: ``n=35/60``."""
+    return f"n={rests_on}/{asked}"
+
+
 def score(truth: Sequence[float], predicted: Sequence[float]) -> Scores:
-    """MAE, Kendall's tau-b and Spearman's rho; NaN correlations for fewer than two points or
-    constant values."""
+    """MAE, Kendall's tau-b and Spearman's rho; the correlations are NaN (with the reason in
+    ``undefined``) for fewer than two points or constant values, the MAE for none."""
     y, p = np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
     if y.shape != p.shape:
         raise ValueError(f"{len(y)} true values but {len(p)} predictions")
     if len(y) == 0:
-        return Scores(0, math.nan, math.nan, math.nan)
+        return Scores(0, math.nan, math.nan, math.nan, "no predictions")
     mae = float(np.mean(np.abs(y - p)))
+    why = None
     if len(y) < 2:
-        return Scores(1, mae, math.nan, math.nan)
-    with warnings.catch_warnings():  # constant input: the correlation is NaN, said once here
-        warnings.simplefilter("ignore")
-        tau = float(stats.kendalltau(y, p).statistic)
-        rho = float(stats.spearmanr(y, p).statistic)
+        why = "fewer than 2 predictions"
+    elif np.all(p == p[0]):
+        why = "constant predictions"
+    elif np.all(y == y[0]):
+        why = "constant measured BLEU"
+    if why is not None:
+        return Scores(len(y), mae, math.nan, math.nan, why)
+    tau = float(stats.kendalltau(y, p).statistic)
+    rho = float(stats.spearmanr(y, p).statistic)
     return Scores(len(y), mae, tau, rho)
 
 
@@ -321,6 +384,7 @@ class SeedScores:
             "details": {
                 "missing": list(self.split.missing),
                 "predictions": dict(self.split.predictions),
+                **({"undefined": scores.undefined} if scores.undefined else {}),
             },
         }
         project.add_evaluations([row], job_id)

@@ -30,11 +30,13 @@ from nasstudio.predict.llm import (
     LLMProfile,
     LLMRequestError,
     NewPrompt,
+    NothingPredicted,
     ProfileError,
     Prompt,
     ResponseCache,
     Usage,
 )
+from nasstudio.predict.llm.job import failure_text
 from nasstudio.store import Project
 from nasstudio.store.importers import LLMAS_BASELINES
 
@@ -66,6 +68,7 @@ async def evaluate_prompts_job(
     A baseline the files carry is scored from them, and one they lack is skipped; any other
     predictor is scored from its predictions in the project. ``prompts`` are (variant, prompt)
     pairs: the variant names an ablation, '' the prompt itself; they need ``profile``.
+    The job fails when the endpoint cannot be reached, or when a prompt got no prediction.
     """
     handle.progress(0.0, f"reading {Path(folder).name}/…/{task}")
     benchmark = read_seedarchs(folder, task)
@@ -115,6 +118,11 @@ async def evaluate_prompts_job(
                 task, profile.predictor_name, tuple(splits), version, client.usage, prompt.name
             )
             handle.log(f"{prefix}{profile.predictor_name} on {task}: {result.describe()}")
+            if not result.predicted:
+                raise NothingPredicted(
+                    f"{prefix}none of the {result.asked} test architectures got a prediction "
+                    f"from {profile.model} at {profile.base_url}; the job log says why for each"
+                )
             results.append(result)
     finally:
         if cache is not None:
@@ -133,7 +141,7 @@ def _reporter(
         nonlocal done
         done += 1
         if not result.ok:
-            handle.log(f"{prefix}seed {seed}, {result.arch_id}: no prediction: {result.error}")
+            handle.log(f"{prefix}seed {seed}, {result.arch_id}: {failure_text(result)}")
         handle.progress(
             (start + done) / total, f"{prefix}{done}/{count} predicted, cost {usage.cost:.4f}"
         )

@@ -7,16 +7,16 @@ as coroutines on the GUI thread's qasync event loop (tests/gui/conftest.py).
 from __future__ import annotations
 
 import asyncio
-import importlib.machinery
 import re
 import socket
-import sys
 import threading
 import time
-import types
 from pathlib import Path
 
+import keyring
+import keyring.backends.fail
 import pytest
+from keyring.backend import KeyringBackend
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCharFormat
 from PySide6.QtWidgets import QDialog
@@ -24,8 +24,9 @@ from PySide6.QtWidgets import QDialog
 from nasstudio.gui import llm_dialogs
 from nasstudio.gui.llm_actions import predicted_column
 from nasstudio.gui.llm_settings import LLMSettingsDialog
-from nasstudio.gui.prompt_evaluations import evaluation_records
+from nasstudio.gui.prompt_evaluations import EvaluationPanel, evaluation_records
 from nasstudio.jobs import JobState
+from nasstudio.predict.evaluate import SeedScores, SplitResult, score
 from nasstudio.predict.llm import LLMClient, LLMProfile, ProfileStore, current_prompt
 from nasstudio.store import Project
 from nasstudio.store.importers import LLMAS_BASELINES
@@ -239,7 +240,7 @@ def test_evaluate_shows_seeds_next_to_the_baselines(llm, window, qtbot, seedarch
     assert prompt_row[1] == "mean (std)" and "on wmt14ende" in prompt_row[6]
     item = panel.tree.topLevelItem(4)
     assert [item.child(i).text(1) for i in range(item.childCount())] == ["123", "456", "789"]
-    assert all(item.child(i).text(5) == "20" for i in range(3))
+    assert all(item.child(i).text(5) == "20/20" for i in range(3))
     # an edited prompt is evaluated next to the earlier version
     editor = llm.editor
     editor.k_spin.setValue(3)
@@ -266,7 +267,7 @@ def test_ablations_are_evaluated_in_one_table(llm, window, qtbot, seedarchs, pro
     name = llm.editor.prompt().name + " on wmt14enfr"
     instructions = [f"without instruction {i}" for i in range(1, 6)]
     assert labels == [name, *instructions, "no instructions", "no definitions", "k=1", "k=3", "k=5"]
-    assert all(r[1] == "mean (std)" and r[5] == "60" for r in rows)
+    assert all(r[1] == "mean (std)" and r[5] == "60/60" for r in rows)
     # Without sentence pairs the examples instruction is left out anyway: that variant renders
     # like the full prompt (same version, same scores) and still has its own row.
     full, without_examples = rows[4], rows[6]
@@ -316,16 +317,60 @@ def test_settings_dialog_saves_profiles_and_tests_the_connection(
     assert "renamed" not in store.load()
 
 
+def test_test_connection_never_sends_a_key_over_plain_http(
+    qtbot, tmp_path, server, event_loop, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    for variable in ("HTTP_PROXY", "http_proxy"):  # a proxy that would carry the request
+        monkeypatch.setenv(variable, server.root_url)
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    dialog = LLMSettingsDialog(ProfileStore(tmp_path / "profiles.json"))
+    qtbot.addWidget(dialog)
+    dialog._new_profile()
+    dialog.form.name.setText("plain")
+    dialog.form.base_url.setText("http://api.openai.com/v1")
+    dialog.form.model.setText("gpt-4o-mini")
+    dialog.form.key_env.setText("OPENAI_API_KEY")
+    dialog.test_connection()
+    qtbot.waitUntil(lambda: "Connection failed" in dialog.message_text(), timeout=10_000)
+    assert "would travel in clear text" in dialog.message_text()
+    assert SECRET not in dialog.message_text() and server.seen == []
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring backend kept in memory, standing in for the system keyring."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.passwords.pop((service, username), None)
+
+
 @pytest.fixture
-def fake_keyring(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """A keyring module kept in memory, standing in for the system keyring."""
-    passwords: dict[tuple[str, str], str] = {}
-    module = types.ModuleType("keyring")
-    module.__spec__ = importlib.machinery.ModuleSpec("keyring", None)
-    module.set_password = lambda service, name, key: passwords.__setitem__((service, name), key)
-    module.get_password = lambda service, name: passwords.get((service, name))
-    monkeypatch.setitem(sys.modules, "keyring", module)
-    return passwords
+def use_keyring():
+    """Install a keyring backend for one test: ``use_keyring(backend)``; the previous one
+    comes back afterwards."""
+    previous = keyring.get_keyring()
+    yield keyring.set_keyring
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def fake_keyring(use_keyring) -> dict:
+    backend = MemoryKeyring()
+    use_keyring(backend)
+    return backend.passwords
 
 
 def test_the_api_key_never_lands_in_settings_or_the_project(
@@ -354,3 +399,54 @@ def test_the_api_key_never_lands_in_settings_or_the_project(
     assert written and all(SECRET.encode() not in p.read_bytes() for p in written)
     with Project(project_path) as project:
         assert len(project.table("demo")[predicted_column(window.llm.profile())].dropna()) == 2
+
+
+def test_a_key_stored_from_the_dialog_goes_to_the_keyring(qtbot, tmp_path, fake_keyring):
+    dialog = LLMSettingsDialog(ProfileStore(tmp_path / "profiles.json"))
+    qtbot.addWidget(dialog)
+    dialog.form.key_env.setText("NASSTUDIO_TEST_KEY_UNSET")
+    assert dialog.key_edit.isEnabled() and dialog.key_button.isEnabled()
+    qtbot.keyClicks(dialog.key_edit, SECRET)
+    qtbot.mouseClick(dialog.key_button, Qt.MouseButton.LeftButton)
+    assert fake_keyring == {("nasstudio", "NASSTUDIO_TEST_KEY_UNSET"): SECRET}
+    assert dialog.message_text() == "Key stored in the keyring as NASSTUDIO_TEST_KEY_UNSET"
+    assert "found" in dialog.key_status.text() and "not found" not in dialog.key_status.text()
+
+
+def test_without_a_system_keyring_the_dialog_says_to_set_the_variable(qtbot, tmp_path, use_keyring):
+    use_keyring(keyring.backends.fail.Keyring())  # what keyring picks on a headless machine
+    dialog = LLMSettingsDialog(ProfileStore(tmp_path / "profiles.json"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert not dialog.key_edit.isEnabled() and not dialog.key_button.isEnabled()
+    status = dialog.key_status.text()
+    assert "no system keyring" in status
+    assert f"Set the environment variable {dialog.form.key_env.text()}" in status
+    assert dialog.key_status.isVisible()
+
+
+def test_the_evaluation_table_says_what_each_figure_rests_on(qtbot, tmp_path):
+    """A small model's evaluation: seed 1 predicted 3 of 4 test architectures, all 25 (no
+    correlation), seed 2 all 4 (see tests/test_predict_evaluate.py for the hand computation)."""
+    with Project(tmp_path / "p.nasproj") as project:
+        for split in (
+            SplitResult(1, score([22.0, 24.0, 26.0], [25.0, 25.0, 25.0]), {}, ("a",)),
+            SplitResult(2, score([24.0, 26.0, 21.0, 23.0], [25.0, 25.0, 19.5, 27.0]), {}),
+        ):
+            SeedScores("wmt14ende", "/seedarchs", "small@t", "small", split, "v1").write(project, 0)
+        records = evaluation_records(project, "wmt14ende")
+    panel = EvaluationPanel()
+    qtbot.addWidget(panel)
+    panel.show_records("/seedarchs", records, None)
+    (row,) = panel.rows()
+    # MAE over both seeds; the correlations rest on seed 2 only; 7 of 8 predicted
+    assert row[2:6] == ["1.77 (0.10)", "0.18 (0.00) n=4/8", "0.32 (0.00) n=4/8", "7/8"]
+    first = panel.tree.topLevelItem(0).child(0)
+    assert [first.text(c) for c in range(1, 6)] == [
+        "1",
+        "1.67",
+        "undefined (constant predictions)",
+        "undefined (constant predictions)",
+        "3/4",
+    ]
+    assert "nan" not in str(panel.rows())

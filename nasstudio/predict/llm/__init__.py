@@ -6,6 +6,7 @@ cache (SQLite), job (the async core, a Predictor and the prediction job).
 
 from nasstudio.predict.llm.cache import ResponseCache
 from nasstudio.predict.llm.client import (
+    EndpointUnreachable,
     LLMClient,
     LLMProfile,
     LLMRequestError,
@@ -17,6 +18,7 @@ from nasstudio.predict.llm.job import (
     LLMJobSummary,
     LLMPrediction,
     LLMPredictor,
+    NothingPredicted,
     TaskArchitectures,
     llm_predict_job,
     predict_stream,
@@ -41,6 +43,7 @@ __all__ = [
     "DemoSettings",
     "DemoStrategy",
     "Demonstration",
+    "EndpointUnreachable",
     "LLMClient",
     "LLMJobSummary",
     "LLMPrediction",
@@ -48,6 +51,7 @@ __all__ = [
     "LLMProfile",
     "LLMRequestError",
     "NewPrompt",
+    "NothingPredicted",
     "ParsedAnswer",
     "ProfileError",
     "ProfileStore",

@@ -4,16 +4,22 @@ Keys: a profile names the environment variable that holds its API key (``api_key
 key is read from there, or from the system keyring when the optional ``keyring`` package is
 installed. It is never stored in a profile, the project, the cache or a log line. A key is sent
 only to api.openai.com, or to another base URL whose profile sets ``send_key_to_custom_url``;
-otherwise the client sends a placeholder (the openai client insists on some key).
+otherwise the client sends a placeholder (the openai client insists on some key). A key never
+travels in clear text: it goes over plain http only to this machine (a local llama.cpp or vLLM
+server); anywhere else the client refuses to start (``key_refusal``).
 
 Retries are done here rather than by the openai client (whose own retries are off) so that each
-one is logged and counted: 408, 409, 429, 5xx, timeouts and connection errors are retried with
-exponential backoff (honouring Retry-After) up to the profile's ``max_retries``.
+one is logged and counted: 408, 409, 429, 5xx, timeouts, connection errors and an HTTP 200 whose
+body is not a chat completion (a proxy's HTML page, broken JSON) are retried with exponential
+backoff (honouring Retry-After) up to the profile's ``max_retries``. When several requests in a
+row cannot connect at all, the endpoint is taken to be down: every request then fails at once
+with ``EndpointUnreachable`` instead of trying again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 from collections.abc import Callable
@@ -33,6 +39,13 @@ OPENAI_HOST = "api.openai.com"
 PLACEHOLDER_KEY = "not-needed"
 KEYRING_SERVICE = "nasstudio"
 _RETRY_STATUS = {408, 409, 429}
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# Requests in a row (each after its retries) that could not connect before the endpoint is
+# taken to be down.
+UNREACHABLE_AFTER = 5
+# The most of an unreadable answer or body kept (in the job log): enough for any real answer,
+# bounded against a proxy that sends megabytes.
+KEPT_ANSWER_CHARS = 64 * 1024
 
 
 class ProfileError(ValueError):
@@ -42,9 +55,32 @@ class ProfileError(ValueError):
 class LLMRequestError(RuntimeError):
     """A request that failed for good (not retryable, or out of retries)."""
 
-    def __init__(self, message: str, attempts: int, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, attempts: int, status: int | None = None, body: str = ""
+    ) -> None:
         super().__init__(message)
         self.attempts, self.status = attempts, status
+        self.body = body  # an unreadable body, bounded (``kept_text``); '' for other failures
+
+
+class EndpointUnreachable(RuntimeError):
+    """Several requests in a row could not connect: the endpoint is down, and every request
+    of the client fails at once from now on (a job stops rather than trying each query)."""
+
+
+class UnreadableBody(ValueError):
+    """An HTTP 200 whose body is not a chat completion."""
+
+    def __init__(self, message: str, body: str) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+def kept_text(text: str, limit: int = KEPT_ANSWER_CHARS) -> str:
+    """``text`` whole up to ``limit`` characters, else cut there with a note of its length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [cut at {limit:,} of {len(text):,} characters]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,19 +257,48 @@ def save_api_key(profile: LLMProfile, key: str) -> None:
     keyring.set_password(KEYRING_SERVICE, profile.api_key_env, key)
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine (a name that means it, or a loopback address)."""
+    if not host:
+        return False
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def key_refusal(profile: LLMProfile) -> str | None:
+    """Why the profile's key must not be sent to its base URL (None: it may be): a key goes
+    over https, or over plain http to this machine only. The one rule of the client and of
+    every place that says whether a key is sent."""
+    url = urlparse(profile.base_url)
+    if url.scheme == "https" or is_loopback(url.hostname):
+        return None
+    return (
+        f"profile '{profile.name}': the API key would travel in clear text to "
+        f"{profile.base_url}; use an https:// base URL (a key goes over plain http only to "
+        "this machine: localhost, 127.0.0.1, ::1)"
+    )
+
+
 def request_api_key(profile: LLMProfile) -> str:
-    """The key to send: the real one only to OpenAI or where the profile allows it."""
+    """The key to send: the real one only to OpenAI or where the profile allows it, and only
+    over https or to this machine (else ``ProfileError``, before any connection)."""
     if not (profile.is_openai or profile.send_key_to_custom_url):
         return PLACEHOLDER_KEY
     key = resolve_api_key(profile)
-    if key:
-        return key
-    if profile.is_openai:
-        raise ProfileError(
-            f"profile '{profile.name}': no API key; set the environment variable "
-            f"{profile.api_key_env}"
-        )
-    return PLACEHOLDER_KEY
+    if not key:
+        if profile.is_openai:
+            raise ProfileError(
+                f"profile '{profile.name}': no API key; set the environment variable "
+                f"{profile.api_key_env}"
+            )
+        return PLACEHOLDER_KEY
+    if (refusal := key_refusal(profile)) is not None:
+        raise ProfileError(refusal)
+    return key
 
 
 # --- the client ---------------------------------------------------------------------------------
@@ -268,7 +333,9 @@ class LLMClient:
     """``async with LLMClient(profile) as client: await client.complete(messages)``.
 
     At most ``profile.concurrency`` requests are in flight at once; answers go through the
-    cache when one is given. ``log`` receives one line per retry and failure.
+    cache when one is given. ``log`` receives one line per retry, and one when the endpoint is
+    taken to be down; a request that fails for good raises ``LLMRequestError`` (its caller
+    reports it).
     """
 
     def __init__(
@@ -287,6 +354,8 @@ class LLMClient:
         self._key = request_api_key(profile)
         self._openai: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._connect_failures = 0  # requests in a row that could not connect
+        self._unreachable: str | None = None  # why the endpoint is taken to be down
 
     async def __aenter__(self) -> LLMClient:
         # Created here, inside the running loop, so the connection pool belongs to that loop.
@@ -313,14 +382,7 @@ class LLMClient:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
             return Completion(hit.text, hit.input_tokens, hit.output_tokens, 0.0, True, 0)
-        response, attempts = await self._send(messages)
-        if not response.choices:
-            self.usage.failures += 1
-            raise LLMRequestError(f"{self._where()}: the answer has no choices", attempts)
-        text = response.choices[0].message.content or ""
-        usage = response.usage
-        input_tokens = usage.prompt_tokens if usage else 0
-        output_tokens = usage.completion_tokens if usage else 0
+        (text, input_tokens, output_tokens), attempts = await self._send(messages)
         cost = p.cost(input_tokens, output_tokens)
         self.usage.input_tokens += input_tokens
         self.usage.output_tokens += output_tokens
@@ -331,31 +393,40 @@ class LLMClient:
             )
         return Completion(text, input_tokens, output_tokens, cost, False, attempts)
 
-    async def _send(self, messages: list[dict[str, str]]) -> tuple[Any, int]:
+    async def _send(self, messages: list[dict[str, str]]) -> tuple[tuple[str, int, int], int]:
+        """(answer text, input tokens, output tokens) and the attempts it took."""
         p = self.profile
         attempt = 0
         while True:
             attempt += 1
             async with self._semaphore:
+                if self._unreachable is not None:
+                    raise EndpointUnreachable(self._unreachable)
                 self.usage.requests += 1
                 try:
-                    response = await self._openai.chat.completions.create(
+                    raw = await self._openai.chat.completions.with_raw_response.create(
                         model=p.model,
                         messages=messages,
                         temperature=p.temperature,
                         max_tokens=p.max_tokens,
                     )
-                    return response, attempt
-                except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                    self._connect_failures = 0
+                    return read_completion(raw.http_response), attempt
+                except (openai.APIStatusError, openai.APIConnectionError, UnreadableBody) as exc:
                     error = exc
             status = getattr(error, "status_code", None)
             retryable = status is None or status in _RETRY_STATUS or status >= 500
+            connected = not _failed_to_connect(error)
+            if connected:
+                self._connect_failures = 0
             if not retryable or attempt > p.max_retries:
                 self.usage.failures += 1
-                why = "not retryable" if not retryable else f"gave up after {attempt} attempts"
+                why = "not retryable" if not retryable else f"gave up after {_attempts(attempt)}"
                 message = f"{self._where()}: {why}: {self._describe(error)}"
-                self._log(message)
-                raise LLMRequestError(message, attempt, status) from None
+                if not connected:
+                    self._note_connect_failure(error)
+                body = error.body if isinstance(error, UnreadableBody) else ""
+                raise LLMRequestError(message, attempt, status, body) from None
             delay = self._delay(attempt, error)
             self.usage.retries += 1
             self._log(
@@ -363,6 +434,18 @@ class LLMClient:
                 f"in {delay:.2f} s"
             )
             await asyncio.sleep(delay)
+
+    def _note_connect_failure(self, error: Exception) -> None:
+        """Count a request that could not connect; enough in a row take the endpoint down."""
+        self._connect_failures += 1
+        if self._connect_failures < UNREACHABLE_AFTER or self._unreachable is not None:
+            return
+        self._unreachable = (
+            f"cannot reach {self.profile.base_url}: {_root_cause(error)}; is the server running? "
+            f"({self._connect_failures} requests in a row could not connect)"
+        )
+        self._log(self._unreachable)
+        raise EndpointUnreachable(self._unreachable)
 
     def _delay(self, attempt: int, error: Exception) -> float:
         delay = self._base_delay * 2 ** (attempt - 1)
@@ -377,7 +460,63 @@ class LLMClient:
 
     def _describe(self, error: Exception) -> str:
         status = getattr(error, "status_code", None)
-        text = f"HTTP {status}: {error}" if status else f"{type(error).__name__}: {error}"
+        if status:
+            text = f"HTTP {status}: {error}"
+        elif isinstance(error, UnreadableBody):
+            text = str(error)
+        else:  # the cause says more than "Connection error.": refused, timed out…
+            cause = f" ({_root_cause(error)})" if error.__cause__ else ""
+            text = f"{type(error).__name__}: {error}{cause}"
         if self._key != PLACEHOLDER_KEY:  # servers may echo the key in an error message
             text = text.replace(self._key, "[API key]")
         return text[:500]
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+def _failed_to_connect(error: Exception) -> bool:
+    """No connection at all (refused, reset, no route, DNS, connect timeout), as opposed to a
+    server that answered, or that was too slow to answer."""
+    if not isinstance(error, openai.APIConnectionError):
+        return False
+    if isinstance(error, openai.APITimeoutError):
+        return "Connect" in type(error.__cause__).__name__  # ConnectTimeout, not ReadTimeout
+    return True
+
+
+def _root_cause(error: BaseException) -> str:
+    """What the socket said, at the bottom of the chain ("Connection refused")."""
+    while (inner := error.__cause__ or error.__context__) is not None:
+        error = inner
+    if isinstance(error, OSError) and error.errno and error.errno > 0:
+        return os.strerror(error.errno)
+    return str(error) or type(error).__name__
+
+
+def read_completion(response: Any) -> tuple[str, int, int]:
+    """(text, input tokens, output tokens) of an HTTP 200 ``response``; ``UnreadableBody``
+    when its body is not a chat completion (a null content is an empty answer)."""
+    body = response.text
+    try:
+        data = json.loads(body)
+        text = data["choices"][0]["message"].get("content") or ""
+        if not isinstance(text, str):
+            raise TypeError(f"content is {type(text).__name__}")
+    except (ValueError, LookupError, TypeError, AttributeError, RecursionError):
+        kind = response.headers.get("content-type", "no content type")
+        excerpt = " ".join(body[:200].split())
+        raise UnreadableBody(
+            f"HTTP 200 with a body that is not a chat completion ({kind}, {len(body):,} "
+            f"characters): {excerpt!r}",
+            kept_text(body),
+        ) from None
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def _count(value: Any) -> int:
+    """A token count as the server gave it; 0 when it gave none that makes sense."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

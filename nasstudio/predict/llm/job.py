@@ -29,9 +29,16 @@ from nasstudio.predict.llm.client import (
     LLMProfile,
     LLMRequestError,
     Usage,
+    kept_text,
 )
-from nasstudio.predict.llm.parser import parse_bleu, summarise
-from nasstudio.predict.llm.prompt import Demonstration, NewPrompt, Prompt, current_prompt
+from nasstudio.predict.llm.parser import numbers_in, parse_bleu, summarise
+from nasstudio.predict.llm.prompt import (
+    Demonstration,
+    NewPrompt,
+    Prompt,
+    current_prompt,
+    format_arch,
+)
 from nasstudio.space import Architecture
 from nasstudio.store import BLEU_VALID, GFLOPS, Project
 
@@ -51,6 +58,10 @@ class LLMPrediction(PredictionResult):
     cost: float = 0.0
     cached: int = 0  # samples served from the cache
     answers: tuple[str, ...] = ()
+
+
+class NothingPredicted(RuntimeError):
+    """A prediction job in which every query failed: it ends failed, not done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +87,8 @@ async def predict_stream(
     bleu_range: tuple[float, float] = BLEU_RANGE,
 ) -> AsyncIterator[LLMPrediction]:
     """Predict every query (its demonstrations chosen from ``pool``), yielding results as they
-    complete. The client bounds concurrency; closing the iterator cancels what is in flight."""
+    complete. The client bounds concurrency; closing the iterator cancels what is in flight.
+    ``EndpointUnreachable`` (the client's, when the endpoint is down) ends it."""
     if samples < 1:
         raise ValueError(f"samples must be 1 or more, got {samples}")
 
@@ -88,26 +100,32 @@ async def predict_stream(
         for outcome in outcomes:  # only request failures become results; bugs propagate
             if isinstance(outcome, BaseException) and not isinstance(outcome, LLMRequestError):
                 raise outcome
-        return _result(query.arch.id, client.profile, outcomes, bleu_range)
+        # An answer that echoes the query's hyperparameters (512, 3072, 6) is not a prediction.
+        copied = numbers_in(format_arch(query))
+        return _result(query.arch.id, client.profile, outcomes, bleu_range, copied)
 
     # Queries start a few more than the client lets through at a time, not all at once: each
     # renders its prompt when it starts, and thousands at once would hold up the event loop.
     window = 2 * client.profile.concurrency
     waiting = iter(queries)
     running: set[asyncio.Task] = set()
+    done: list[asyncio.Task] = []
     try:
         while True:
             while len(running) < window and (query := next(waiting, None)) is not None:
                 running.add(asyncio.ensure_future(one(query)))
             if not running:
                 return
-            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                yield task.result()
+            finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            done = list(finished)
+            while done:
+                yield done.pop().result()
     finally:
         for task in running:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        # Tasks that ended but were not yielded (one raised first) are collected too: their
+        # errors are the one already raised, not news for the event loop's log.
+        await asyncio.gather(*running, *done, return_exceptions=True)
 
 
 async def batched(items: AsyncIterator[T], interval: float = BATCH_S) -> AsyncIterator[list[T]]:
@@ -149,11 +167,16 @@ def _result(
     profile: LLMProfile,
     outcomes: Sequence[Completion | LLMRequestError],
     bleu_range: tuple[float, float],
+    copied: frozenset[float] = frozenset(),
 ) -> LLMPrediction:
     completions = [o for o in outcomes if isinstance(o, Completion)]
-    parsed = [parse_bleu(c.text, *bleu_range) for c in completions]
+    parsed = [parse_bleu(c.text, *bleu_range, copied=copied) for c in completions]
     values = [p.value for p in parsed if p.value is not None]
-    problems = [str(o) for o in outcomes if isinstance(o, LLMRequestError)]
+    problems = [
+        f"{o}; the body: {o.body}" if o.body else str(o)
+        for o in outcomes
+        if isinstance(o, LLMRequestError)
+    ]
     problems += [p.problem for p in parsed if p.problem]
     tokens_in = sum(c.input_tokens for c in completions)
     tokens_out = sum(c.output_tokens for c in completions)
@@ -191,6 +214,12 @@ def _result(
         cached=provenance["cached"],
         answers=tuple(provenance["answers"]),
     )
+
+
+def failure_text(failure: LLMPrediction) -> str:
+    """Why ``failure`` has no value, with its answers whole (each up to 64 KB), for a log."""
+    answers = "; ".join(repr(kept_text(a)) for a in failure.answers) or "none"
+    return f"no prediction: {failure.error}; answers: {answers}"
 
 
 class LLMPredictor:
@@ -307,7 +336,8 @@ async def llm_predict_job(
     Demonstrations come from the task's architectures with a measured ``bleu_valid`` (only
     ``demo_ids`` when given; never the query itself). The prompt defaults to the task's current
     one and is saved in the project; every prediction records its version. A failed or
-    unreadable answer is logged (with the raw text) and counted, not stored as a value.
+    unreadable answer is logged (with the raw text, up to 64 KB) and counted, not stored as a
+    value. The job fails when the endpoint cannot be reached, or when nothing was predicted.
     """
     # Reading a big task takes seconds: not on the event loop, which in the app is the GUI's.
     known = await asyncio.to_thread(TaskArchitectures.load, project, task)
@@ -339,8 +369,7 @@ async def llm_predict_job(
         async for batch in batched(predictor.stream([q.arch for q in queries])):
             rows = to_predictions(predictor, task, batch, version)
             for failure in (r for r in batch if not r.ok):
-                answers = repr(failure.answers)[:300] if failure.answers else "none"
-                handle.log(f"{failure.arch_id}: no prediction: {failure.error}; answers: {answers}")
+                handle.log(f"{failure.arch_id}: {failure_text(failure)}")
             done += len(batch)
             predicted += len(rows)
             usage = predictor.usage
@@ -361,6 +390,11 @@ async def llm_predict_job(
         f"{usage.input_tokens} input and {usage.output_tokens} output tokens, "
         f"cost {usage.cost:.4f}"
     )
+    if queries and not predicted:
+        raise NothingPredicted(
+            f"none of the {len(queries)} architectures got a prediction from {profile.model} at "
+            f"{profile.base_url}; the job log says why for each"
+        )
     yield Returned(
         LLMJobSummary(profile.predictor_name, version, predicted, done - predicted, usage)
     )

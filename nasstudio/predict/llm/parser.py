@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 # A decimal number, not glued to a letter or digit before it (so "wmt14" or "v2" give nothing).
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w])")
 # A number right after a "BLEU" label wins over earlier numbers (e.g. an echoed configuration).
 _LABELLED = re.compile(r"BLEU\s*(?:score)?\s*(?:[:=]|is|of)?\s*", re.IGNORECASE)
+# A list marker: a whole number opening a line, then "." or ")" and text ("1. The task is").
+_LIST_MARKER = re.compile(r"^[ \t]*(\d{1,3})[.)][ \t]+\S", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,24 +32,51 @@ class SampleSummary:
     std: float | None  # sample standard deviation; None for a single sample
 
 
-def parse_bleu(text: str, low: float = 0.0, high: float = 100.0) -> ParsedAnswer:
-    """The first number in [low, high] in ``text``, preferring one labelled ``BLEU``."""
+def parse_bleu(
+    text: str, low: float = 0.0, high: float = 100.0, copied: Collection[float] = ()
+) -> ParsedAnswer:
+    """The BLEU prediction in ``text``: a number in [low, high] labelled ``BLEU``, else the
+    first such number that is neither a list marker ("1. ...") nor one of ``copied`` (the
+    numbers of the query's architecture lines, which a model may echo: 512, 3072, 6...)."""
     for match in _LABELLED.finditer(text):
         number = _NUMBER.match(text, match.end())
         if number:
             value = _to_float(number.group())
             if value is not None and low <= value <= high:
                 return ParsedAnswer(text, value)
-    numbers = [v for v in map(_to_float, _NUMBER.findall(text)) if v is not None]
-    for value in numbers:
-        if low <= value <= high:
+    markers = {m.start(1) for m in _LIST_MARKER.finditer(text)}
+    copied = set(copied)
+    found, skipped = [], []
+    for match in _NUMBER.finditer(text):
+        value = _to_float(match.group())
+        if value is None:
+            continue
+        found.append(value)
+        if not low <= value <= high:
+            continue
+        if match.start() in markers:
+            skipped.append(f"{value:g} is a list marker")
+        elif value in copied:
+            skipped.append(f"{value:g} is copied from the architecture")
+        else:
             return ParsedAnswer(text, value)
-    if not numbers:
+    if not found:
         return ParsedAnswer(text, None, f"no number in the answer {_excerpt(text)}")
-    shown = ", ".join(f"{v:g}" for v in numbers[:5])
+    if skipped:
+        return ParsedAnswer(
+            text,
+            None,
+            f"no BLEU prediction in the answer ({'; '.join(list(dict.fromkeys(skipped))[:5])})",
+        )
+    shown = ", ".join(f"{v:g}" for v in found[:5])
     return ParsedAnswer(
         text, None, f"no number within [{low:g}, {high:g}] in the answer (found {shown})"
     )
+
+
+def numbers_in(text: str) -> frozenset[float]:
+    """Every number of ``text`` (an architecture's lines: what an answer must not echo)."""
+    return frozenset(v for v in map(_to_float, _NUMBER.findall(text)) if v is not None)
 
 
 def summarise(values: Sequence[float]) -> SampleSummary:
