@@ -1,7 +1,9 @@
-"""Foundation benchmarks: Pareto front, pool import, Pareto view redraw.
+"""Foundation benchmarks: Pareto front, pool import, sampling into a project and exporting it,
+Pareto view redraw.
 
 Prints figures and ratios against baselines run in the same process:
   python benchmarks/bench_foundation.py [--points 1000000] [--view-points 100000]
+      [--sample 20000 100000]
 The pool import and the view redraw need ../shared/data beside the checkout; the view uses
 Qt offscreen when no display is set.
 """
@@ -16,14 +18,17 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nasstudio.jobs import JobRunner, sample_job
 from nasstudio.search import pareto_front_2d
 from nasstudio.store import Project
+from nasstudio.store.exporters import export
 from nasstudio.store.importers import import_files
 
 REFDATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -91,6 +96,43 @@ def bench_import() -> None:
         f"import of the {count:,} pool architectures: {ours:.2f} s "
         f"({count / ours:,.0f} arch/s; json.loads of the same lines alone {baseline:.2f} s, "
         f"import costs {ours / baseline:.1f}x that)"
+    )
+
+
+def bench_sample_and_export(counts: list[int]) -> None:
+    """``sample -n N`` into a new project should take time linear in N, and exporting the N
+    as JSON memory far below the file's size (it streams; only their ids are held)."""
+    per_arch = {}
+    for count in counts:
+        with tempfile.TemporaryDirectory() as folder:
+            project = Project(Path(folder) / "bench.nasproj")
+            runner = JobRunner(project)
+            start = time.perf_counter()
+            job = runner.submit(
+                "sample", "bench", sample_job, task="wmt14ende", count=count, seed=0
+            )
+            added = runner.wait(job)
+            sampled = time.perf_counter() - start
+            runner.shutdown()
+            per_arch[count] = sampled / added
+            target = Path(folder) / "all.json"
+            tracemalloc.start()
+            start = time.perf_counter()
+            export(project, "wmt14ende", None, "json", target)
+            exported = time.perf_counter() - start
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            print(
+                f"sample {added:,} into a project: {sampled:.1f} s "
+                f"({per_arch[count] * 1e6:.0f} us/arch); export them as JSON: {exported:.1f} s "
+                f"(under tracemalloc), peak {peak / 1e6:.1f} MB for a "
+                f"{target.stat().st_size / 1e6:.0f} MB file"
+            )
+            project.close()
+    first, last = counts[0], counts[-1]
+    print(
+        f"time per architecture at {last:,} / at {first:,}: "
+        f"{per_arch[last] / per_arch[first]:.2f} (1 = linear)"
     )
 
 
@@ -176,11 +218,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--view-points", type=int, default=100_000)
+    parser.add_argument("--sample", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--skip-view", action="store_true", help="no Qt part")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores")
     bench_pareto(args.points)
     bench_import()
+    bench_sample_and_export(args.sample)
     if not args.skip_view:
         bench_view(args.view_points)
     return 0

@@ -1,12 +1,15 @@
 import gzip
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 
-from nasstudio.space import get_space, to_yaml
-from nasstudio.store import BLEU_VALID, GFLOPS
+from nasstudio.space import get_space, to_arch_info, to_yaml
+from nasstudio.store import BLEU_VALID, GFLOPS, Project
 from nasstudio.store.importers import (
     HAT_LATENCY_COLUMNS,
     ImportFormatError,
@@ -170,7 +173,7 @@ def test_hat_latency_csv_imports_as_a_device_table(project):
             "'encoder_layer_num' must be a number",
         ),
         (lambda rows: rows.__setitem__(30, rows[30].rsplit(",", 1)[0]), 31, "expected 14 fields"),
-        (lambda rows: rows.__setitem__(5, rows[5].replace(",", ",-", 1)), 6, "not negative"),
+        (lambda rows: rows.__setitem__(5, rows[5].replace(",", ",-", 1)), 6, "expected 0 to"),
     ],
 )
 def test_a_malformed_latency_row_is_rejected(project, tmp_path, edit, line, message):
@@ -223,3 +226,32 @@ def test_unknown_file_types_and_tasks_get_clear_errors(project, tmp_path):
     pool.write_text("")
     with pytest.raises(ValueError, match="give its vocabulary size"):
         import_file(project, pool)
+
+
+def test_an_import_reads_its_files_before_it_takes_the_write_lock(tmp_path):
+    path = tmp_path / "p.nasproj"
+    Project(path).close()
+    fifo = tmp_path / "wmt14ende.jsonl"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasstudio", "import", "--project", str(path), str(fifo)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with open(fifo, "w") as writer:  # opens once the import reads it
+            for arch in get_space("hat-wmt").sample_many(20, seed=2):
+                writer.write(json.dumps({"scratch": {"arch_info": to_arch_info(arch)}}) + "\n")
+            writer.flush()
+            # Mid-read, another writer gets the project at once.
+            other = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            other.close()
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, err
+    with Project(path) as project:
+        assert project.count_architectures("wmt14ende") == 20

@@ -48,7 +48,7 @@ def test_jobs_see_a_read_only_project(project, runner):
     job = runner.submit("test", "Writes", writes)
     runner.wait(job, timeout=30)
     assert project.job(job).state == "failed"
-    assert "readonly" in project.job(job).error
+    assert "the project is open read-only" in project.job(job).error
     assert project.task("wmt14ende") is None
 
 

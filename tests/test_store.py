@@ -1,9 +1,12 @@
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from nasstudio.space import get_space
+from nasstudio.space import get_space, to_arch_info
 from nasstudio.store import (
     BLEU_VALID,
     GFLOPS,
@@ -153,20 +156,31 @@ def test_a_new_project_carries_nasstudios_application_id(tmp_path):
     Project(path).close()  # and opens again
 
 
+_START_TOGETHER = None
+
+
+def _keep_barrier(barrier):
+    global _START_TOGETHER
+    _START_TOGETHER = barrier
+
+
 def _open_project(path):
+    _START_TOGETHER.wait(timeout=60)  # all four open the new file at the same moment
     Project(path).close()
 
 
 def test_processes_opening_one_new_project_at_once_all_succeed(tmp_path):
     import multiprocessing
 
-    for attempt in range(3):
-        path = tmp_path / f"p{attempt}.nasproj"
-        with multiprocessing.get_context("spawn").Pool(4) as pool:
-            pool.map(_open_project, [path] * 4)
-        conn = sqlite3.connect(path)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        conn.close()
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    with context.Pool(4, initializer=_keep_barrier, initargs=(barrier,)) as pool:
+        for attempt in range(6):
+            path = tmp_path / f"p{attempt}.nasproj"
+            pool.map(_open_project, [path] * 4, chunksize=1)
+            conn = sqlite3.connect(path)
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            conn.close()
 
 
 def test_a_version_1_project_is_upgraded_in_place_keeping_its_jobs_and_logs(tmp_path):
@@ -196,3 +210,63 @@ def test_a_version_1_project_is_upgraded_in_place_keeping_its_jobs_and_logs(tmp_
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     conn.close()
+
+
+def test_an_import_and_a_sample_creating_one_task_at_once_both_succeed(tmp_path):
+    archs = get_space("hat-wmt").sample_many(200, seed=4)
+    pool = tmp_path / "wmt14ende.jsonl"
+    pool.write_text(
+        "".join(json.dumps({"scratch": {"arch_info": to_arch_info(a)}}) + "\n" for a in archs)
+    )
+    for attempt in range(3):
+        path = tmp_path / f"p{attempt}.nasproj"  # new: both create the project, then the task
+        commands = (
+            ["import", "--project", str(path), str(pool)],
+            ["sample", "--project", str(path), "--task", "wmt14ende", "-n", "50", "--seed", "2"],
+        )
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "nasstudio", *command],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for command in commands
+        ]
+        for process in processes:
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err
+        with Project(path) as project:
+            assert [t.name for t in project.tasks()] == ["wmt14ende"]
+            origins = project.table("wmt14ende")["origin"].value_counts().to_dict()
+        assert origins == {"llmas": 200, "sampled (seed 2)": 50}
+
+
+def test_an_export_streams_its_architectures_in_flat_memory(project, tmp_path):
+    import tracemalloc
+
+    from nasstudio.store.exporters import export
+
+    task = KNOWN_TASKS["wmt14ende"]
+    project.ensure_task(task)
+    archs = get_space(task.space).sample_many(1600, seed=3)
+    project.add_architectures(task.name, archs, "test")
+    project.add_measurements(
+        Measurement(a.id, task.name, BLEU_VALID, 20 + i % 9, "run") for i, a in enumerate(archs)
+    )
+    peaks, sizes = {}, {}
+    for count in (400, 1600):
+        target = tmp_path / f"{count}.json"
+        ids = [a.id for a in archs[:count]]
+        tracemalloc.start()
+        export(project, task.name, ids, "json", target)
+        peaks[count] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        sizes[count] = target.stat().st_size
+        assert [r["id"] for r in json.loads(target.read_text())] == ids
+    print(f"peak {peaks} bytes for files of {sizes} bytes")
+    # Four times the architectures: the file grows fourfold, the memory hardly at all, and it
+    # stays well below the whole list held as text.
+    assert sizes[1600] > 3.5 * sizes[400]
+    assert peaks[1600] < 1.5 * peaks[400]
+    assert peaks[1600] < sizes[1600] / 3

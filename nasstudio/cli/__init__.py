@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from nasstudio import __version__
@@ -13,7 +15,28 @@ from nasstudio.cli.jobs import add_job_commands
 from nasstudio.cli.llm import add_llm_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
 from nasstudio.cli.train import add_training_commands
+from nasstudio.store import SchemaError
 from nasstudio.store.defaults import default_project_path
+
+# The shell's exit status for a program ended by Ctrl+C (128 + SIGINT).
+_INTERRUPTED = 130
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help between words only: a long path stays whole on its line."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = " ".join(text.split())
+        return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser, subcommands' too (argparse makes them of their parent's class), formats
+    its help with ``_HelpFormatter``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _add_project_option(parser: argparse.ArgumentParser, dest: str) -> None:
@@ -21,6 +44,7 @@ def _add_project_option(parser: argparse.ArgumentParser, dest: str) -> None:
         "--project",
         "-p",
         dest=dest,
+        metavar="FILE",
         help=f"project file (default: ${PROJECT_ENV}, else {default_project_path()})",
     )
 
@@ -28,10 +52,10 @@ def _add_project_option(parser: argparse.ArgumentParser, dest: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # The option is accepted before and after the command. argparse lets a subcommand's
     # default overwrite the value given before it, so the two spellings get separate dests.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _add_project_option(common, "project")
     add_execution_options(common)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nasstudio",
         description="Hardware-aware NAS workbench for Transformer MT. Without a command: the GUI.",
     )
@@ -62,7 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", cmd_gui)
     try:
         return handler(args)
-    except (CliError, ValueError, KeyError, OSError) as exc:
+    except KeyboardInterrupt:
+        print("nasstudio: interrupted", file=sys.stderr)
+        return _INTERRUPTED
+    except (CliError, ValueError, KeyError, OSError, SchemaError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"nasstudio: error: {message}", file=sys.stderr)
+        print(f"nasstudio: error: {_one_line(message)}", file=sys.stderr)
         return 1
+    except sqlite3.Error as exc:  # the project file itself: locked too long, damaged, disk full
+        project = args.project or default_project_path()
+        print(f"nasstudio: error: {project}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())

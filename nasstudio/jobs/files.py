@@ -8,7 +8,13 @@ from pathlib import Path
 from nasstudio.jobs.model import JobHandle, job_defaults
 from nasstudio.store import Project
 from nasstudio.store.exporters import export
-from nasstudio.store.importers import ImportReport, ParsedFile, read_file
+from nasstudio.store.importers import (
+    ImportReport,
+    ParsedFile,
+    check_consistent,
+    counted,
+    read_file,
+)
 
 
 @job_defaults("thread")
@@ -32,6 +38,7 @@ def import_job(
         handle.progress(done / len(paths), f"reading {Path(path).name}")
         task, vocab_size = tasks.get(path, (None, None))
         parsed.append(read_file(project, path, task, vocab_size))
+    check_consistent(parsed)
     handle.progress(1.0, f"recording {len(paths)} file(s)")
     yield parsed
     return [file.report for file in parsed]
@@ -45,11 +52,13 @@ def export_job(
     arch_ids: Sequence[str],
     fmt: str,
     target: str,
+    x: str | None = None,
 ) -> Generator[list[Path], None, list[Path]]:
-    """Write the chosen architectures with ``exporters.export``; yields the files written."""
-    handle.progress(0.0, f"exporting {len(arch_ids)} architectures as {fmt}")
-    written = export(project, task, arch_ids, fmt, target)
-    handle.progress(1.0, f"wrote {len(written)} file(s)")
+    """Write the chosen architectures with ``exporters.export`` (YAML files named by the cost
+    ``x``); yields the files written."""
+    handle.progress(0.0, f"exporting {counted(len(arch_ids), 'architecture')} as {fmt}")
+    written = export(project, task, arch_ids, fmt, target, x)
+    handle.progress(1.0, f"wrote {counted(len(written), 'file')}")
     for path in written:
         handle.log(str(path))
     yield written

@@ -24,7 +24,7 @@ def sample_job(
     far; returns how many were sampled.
     """
     spec = project.task(task)
-    known = {arch.id for arch in project.architectures(task)} if spec else set()
+    known = set(project.architecture_ids(task)) if spec else set()
     if spec is None and task in KNOWN_TASKS:
         spec = KNOWN_TASKS[task]
         yield NewTask(spec)

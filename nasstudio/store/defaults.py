@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import platformdirs
 
-from nasstudio.space import get_space
+from nasstudio.space import Architecture, get_space
 from nasstudio.store.project import KNOWN_TASKS, Project
 
 PROJECT_SUFFIX = ".nasproj"
@@ -24,11 +25,15 @@ def default_project_path() -> Path:
 def add_demo(project: Project, count: int = DEMO_ARCHITECTURES, seed: int = 0) -> None:
     """A synthetic-corpus task with architectures sampled from the CPU-sized space.
 
-    They carry analytic GFLOPs and sizes only: BLEU comes from training or an import.
+    ``count`` distinct ones: they carry analytic GFLOPs and sizes only, BLEU comes from
+    training or an import.
     """
     task = project.ensure_task(KNOWN_TASKS["demo"])
-    archs = get_space(task.space).sample_many(count, seed)
-    project.add_architectures(task.name, archs, origin=f"demo (seed {seed})")
+    space, rng = get_space(task.space), random.Random(seed)
+    archs: dict[Architecture, None] = {}  # insertion-ordered set: a repeated draw is dropped
+    while len(archs) < count:
+        archs[space.sample(rng)] = None
+    project.add_architectures(task.name, list(archs), origin=f"demo (seed {seed})")
 
 
 def open_project(path: str | Path | None = None) -> Project:

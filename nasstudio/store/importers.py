@@ -12,6 +12,8 @@ import gzip
 import json
 import math
 import re
+import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,11 @@ HAT_LATENCY_COLUMNS = (
     "latency_std_encoder",
     "latency_std_decoder",
 )
+# Plausible latencies: a forward pass of a translation model takes more than a microsecond and
+# less than a quarter of an hour.
+_LATENCY_MS_RANGE = (1e-3, 1e6)
+# Architecture features (averaged dimensions, layer and head counts) above this are not HAT's.
+_MAX_FEATURE = 1e6
 
 
 class ImportFormatError(ValueError):
@@ -77,17 +84,25 @@ class ImportReport:
     def describe(self) -> str:
         parts = [f"{self.path} -> {self.task}:"]
         if self.latency_rows:
-            parts.append(f"{self.latency_rows} latency rows")
+            parts.append(counted(self.latency_rows, "latency row"))
         else:
             parts.append(
-                f"{self.architectures_read} architectures ({self.architectures_added} new), "
-                f"{self.measurements} measurements, {self.predictions} predictions"
+                f"{counted(self.architectures_read, 'architecture')} "
+                f"({self.architectures_added} new), {counted(self.measurements, 'measurement')}, "
+                f"{counted(self.predictions, 'prediction')}"
             )
-        return " ".join(parts)
+        return " ".join(parts + [f"({note})" for note in self.notes])
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 architecture``, ``2 architectures``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def task_for(name: str, vocab_size: int | None = None) -> Task:
     """A known task, or a new HAT-WMT-space task of the given vocabulary."""
+    if not name.strip():
+        raise ValueError("the task name is empty")
     if name in KNOWN_TASKS and vocab_size in (None, KNOWN_TASKS[name].vocab_size):
         return KNOWN_TASKS[name]
     if vocab_size is None:
@@ -103,19 +118,18 @@ def guess_task_name(path: Path) -> str:
     return path.parent.name if stem in ("train", "test", "valid") else stem
 
 
-def _open_text(path: Path):
-    return (
-        gzip.open(path, "rt", encoding="utf-8")
-        if path.suffix == ".gz"
-        else path.open(encoding="utf-8")
-    )
-
-
 def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines (gzip-compressed if named .gz), numbered from 1, decoded as UTF-8."""
     try:
-        with _open_text(path) as handle:
-            yield from enumerate(handle, start=1)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
+            for line, raw in enumerate(handle, start=1):
+                try:
+                    yield line, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ImportFormatError(path, line, f"not UTF-8 text ({exc.reason})") from None
+    except FileNotFoundError:
+        raise ImportFormatError(path, None, "no such file") from None
+    except (OSError, EOFError, zlib.error) as exc:
         raise ImportFormatError(path, None, f"cannot read the file: {exc}") from None
 
 
@@ -124,11 +138,34 @@ def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def _number(record: dict, key: str, path: Path, line: int, low: float, high: float) -> float:
     value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ImportFormatError(path, line, f"'{key}' must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise ImportFormatError(path, line, f"'{key}' is {value}, expected {low} to {high}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ImportFormatError(path, line, f"'{key}' must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not low <= number <= high:
+        raise ImportFormatError(
+            path, line, f"'{key}' is {_shown(value)}, expected {low:g} to {high:g}"
+        )
+    return number
+
+
+def _unreadable(exc: ValueError | RecursionError) -> str:
+    """What made a parser give up, in the user's terms rather than Python's."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if "integer string conversion" in str(exc):
+        return f"a number of more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut short: a bad value may be megabytes long."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return "a huge integer"  # its repr could exceed Python's limit on digits
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 @dataclass
@@ -144,6 +181,8 @@ def _parse_llmas_line(text: str, path: Path, line: int, space_name: str) -> _Llm
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportFormatError(path, line, f"not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ImportFormatError(path, line, f"not usable JSON ({_unreadable(exc)})") from None
     scratch = record.get("scratch") if isinstance(record, dict) else None
     if not isinstance(scratch, dict) or not isinstance(scratch.get("arch_info"), list):
         raise ImportFormatError(
@@ -154,6 +193,8 @@ def _parse_llmas_line(text: str, path: Path, line: int, space_name: str) -> _Llm
         get_space(space_name).validate(arch)
     except (HatConfigError, OutOfSpaceError) as exc:
         raise ImportFormatError(path, line, f"arch_info: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ImportFormatError(path, line, f"arch_info: {_unreadable(exc)}") from None
     measurements = []
     if "total_flops" in scratch:
         gflops = _number(scratch, "total_flops", path, line, 1, 1e15) / 1e9
@@ -164,7 +205,7 @@ def _parse_llmas_line(text: str, path: Path, line: int, space_name: str) -> _Llm
             (BLEU_TEST, _number(scratch, "test_BLEU", path, line, 0, 100), ""),
             (
                 LATENCY_MS,
-                _number(scratch, "overall_latency", path, line, 0, 1e7),
+                _number(scratch, "overall_latency", path, line, *_LATENCY_MS_RANGE),
                 LLMAS_LATENCY_DEVICE,
             ),
         ]
@@ -187,7 +228,7 @@ def _parse_llmas_line(text: str, path: Path, line: int, space_name: str) -> _Llm
                 if key in scores
             ]
     provenance = {"file": str(path), "line": line}
-    if "sockeye_dir" in scratch:
+    if isinstance(scratch.get("sockeye_dir"), str):
         provenance["run"] = scratch["sockeye_dir"]
     return _LlmasRecord(arch, measurements, predictions, provenance)
 
@@ -251,7 +292,49 @@ def read_llmas(
     ]
     if not records:
         raise ImportFormatError(path, None, "the file holds no architectures")
-    return LlmasFile(spec, records, ImportReport(str(path), spec.name, len(records)))
+    report = ImportReport(str(path), spec.name)
+    check_consistent([LlmasFile(spec, records, report)])
+    first_of: dict[str, _LlmasRecord] = {}
+    for record in records:
+        first_of.setdefault(record.arch.id, record)
+    unique = list(first_of.values())
+    report.architectures_read = len(unique)
+    if len(unique) < len(records):
+        repeats = len(records) - len(unique)
+        report.notes.append(f"{counted(repeats, 'line')} repeating an earlier one skipped")
+    return LlmasFile(spec, unique, report)
+
+
+def check_consistent(files: Sequence[ParsedFile]) -> None:
+    """Refuse files that, read together, say two things about one value: one architecture with
+    two BLEU scores, or two latency tables of one name. Repeats that agree are fine."""
+    tables: dict[str, str] = {}
+    for file in files:
+        if isinstance(file, LatencyFile) and tables.setdefault(file.name, file.path) != file.path:
+            other = tables[file.name]
+            raise ImportFormatError(
+                file.path, None, f"latency table '{file.name}' comes from {other} too"
+            )
+    seen: dict[tuple, tuple[float, str, int]] = {}
+    for file in files:
+        for record in file.records if isinstance(file, LlmasFile) else ():
+            where = (record.provenance["file"], record.provenance["line"])
+            for name, key, value in _values(record):
+                first = seen.setdefault((file.spec.name, record.arch.id, key), (value, *where))
+                if first[0] != value:
+                    raise ImportFormatError(
+                        *where,
+                        f"architecture {record.arch.id} has {name} {value:g} here but "
+                        f"{first[0]:g} at {first[1]}:{first[2]}",
+                    )
+
+
+def _values(record: _LlmasRecord) -> Iterator[tuple[str, tuple, float]]:
+    """Each value of a record: how it is called, a key naming it, the value."""
+    for metric, value, device in record.measurements:
+        yield (f"{metric}@{device}" if device else metric), ("measured", metric, device), value
+    for predictor, metric, value in record.predictions:
+        yield f"{predictor}'s {metric}", ("predicted", predictor, metric), value
 
 
 def _replace_llmas_predictions(project: Project, task: str, predictions: list[Prediction]) -> None:
@@ -294,52 +377,79 @@ def read_hat_latency(
     match = _LATENCY_NAME.match(path.stem)
     device = device or (match["device"] if match else path.stem)
     task = task or (match["task"] if match else "")
-    rows: list[list[float]] = []
-    reader = csv.reader(text for _, text in _read_lines(path))
-    header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != HAT_LATENCY_COLUMNS:
+    if not task:
         raise ImportFormatError(
-            path, 1, f"expected the header {','.join(HAT_LATENCY_COLUMNS)}, got {header}"
+            path,
+            None,
+            "the file name does not say which task it belongs to"
+            " (HAT names it <task>_<device>.csv)",
         )
-    for row in reader:
-        line = reader.line_num
-        if not row:
-            continue
-        if len(row) != len(HAT_LATENCY_COLUMNS):
-            raise ImportFormatError(
-                path, line, f"expected {len(HAT_LATENCY_COLUMNS)} fields, got {len(row)}"
-            )
-        try:
-            values = [float(v) for v in row]
-        except ValueError:
-            bad = next(c for c, v in zip(HAT_LATENCY_COLUMNS, row, strict=True) if not _is_float(v))
-            raise ImportFormatError(path, line, f"'{bad}' must be a number") from None
-        if not all(math.isfinite(v) and v >= 0 for v in values):
-            raise ImportFormatError(path, line, "values must be finite and not negative")
-        rows.append(values)
+    reader = csv.reader(text for _, text in _read_lines(path))
+    try:
+        rows = _latency_rows(reader, path)
+    except csv.Error as exc:
+        raise ImportFormatError(path, reader.line_num, f"not valid CSV ({exc})") from None
     if not rows:
         raise ImportFormatError(path, None, "the file holds no latency rows")
-    name = f"{task}_{device}" if task else device
+    name = f"{task}_{device}"
     report = ImportReport(str(path), task, latency_rows=len(rows))
     return LatencyFile(name, task, device, str(path), np.asarray(rows), report)
 
 
-def _is_float(text: str) -> bool:
+def _latency_rows(reader, path: Path) -> list[list[float]]:
+    header = next(reader, None)
+    if header is None or tuple(h.strip() for h in header) != HAT_LATENCY_COLUMNS:
+        raise ImportFormatError(
+            path, 1, f"expected the header {','.join(HAT_LATENCY_COLUMNS)}, got {_shown(header)}"
+        )
+    rows = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(HAT_LATENCY_COLUMNS):
+            raise ImportFormatError(
+                path, reader.line_num, f"expected {len(HAT_LATENCY_COLUMNS)} fields, got {len(row)}"
+            )
+        rows.append(
+            [
+                _latency_value(column, text, path, reader.line_num)
+                for column, text in zip(HAT_LATENCY_COLUMNS, row, strict=True)
+            ]
+        )
+    return rows
+
+
+def _latency_value(column: str, text: str, path: Path, line: int) -> float:
     try:
-        float(text)
+        value = float(text)
     except ValueError:
-        return False
-    return True
+        raise ImportFormatError(path, line, f"'{column}' must be a number") from None
+    if column.startswith("latency_mean"):
+        low, high = _LATENCY_MS_RANGE
+    else:  # features and standard deviations
+        low, high = 0.0, _MAX_FEATURE if column in FEATURE_NAMES else _LATENCY_MS_RANGE[1]
+    if not low <= value <= high:
+        raise ImportFormatError(
+            path, line, f"'{column}' is {_shown(value)}, expected {low:g} to {high:g}"
+        )
+    return value
 
 
 # --- HAT YAML ---------------------------------------------------------------------------------
 
+# A HAT SubTransformer config is a few hundred bytes of lists one level deep.
+_MAX_YAML_BYTES = 1 << 20
+_MAX_YAML_NESTING = 8
+
 
 def read_hat_yaml(path: Path, space_name: str) -> Architecture:
     try:
+        if path.stat().st_size > _MAX_YAML_BYTES:
+            raise ImportFormatError(path, None, "too big for a HAT SubTransformer config")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFormatError(path, None, f"cannot read the file: {exc}") from None
+    _refuse_deep_nesting(text, path)
     try:
         arch = from_yaml(text)
         get_space(space_name).validate(arch)
@@ -347,7 +457,19 @@ def read_hat_yaml(path: Path, space_name: str) -> Architecture:
         raise ImportFormatError(path, _line_of(text, exc.key), str(exc)) from None
     except OutOfSpaceError as exc:
         raise ImportFormatError(path, None, str(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise ImportFormatError(path, None, _unreadable(exc)) from None
     return arch
+
+
+def _refuse_deep_nesting(text: str, path: Path) -> None:
+    """HAT configs nest one list deep. The YAML parser takes minutes over thousands of nested
+    brackets: refuse them before it starts."""
+    depth = 0
+    for bracket in re.findall(r"[][{}]", text):
+        depth += 1 if bracket in "[{" else -1
+        if depth > _MAX_YAML_NESTING:
+            raise ImportFormatError(path, None, "not a HAT config (lists nested too deeply)")
 
 
 def _line_of(text: str, key: str | None) -> int | None:
@@ -393,6 +515,12 @@ def read_file(
 ) -> ParsedFile:
     """Read and check a file, choosing the reader from its name; nothing is written."""
     path = Path(path)
+    if not path.exists() or path.is_dir():
+        raise ImportFormatError(
+            path, None, "a folder, not a file" if path.is_dir() else "no such file"
+        )
+    if task is not None and not task.strip():
+        raise ValueError("the task name is empty")
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
         return read_llmas(path, task, vocab_size)
@@ -423,6 +551,7 @@ def import_files(
     """Import several files all together: all are read and checked before anything is
     written, so that if one is bad, none is imported."""
     parsed = [read_file(project, p, task, vocab_size) for p in paths]
+    check_consistent(parsed)
     with project.transaction():
         for file in parsed:
             file.write(project)

@@ -4,6 +4,7 @@ prompts and jobs. Every write is one transaction; each thread gets its own conne
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -19,12 +20,14 @@ import pandas as pd
 from nasstudio.metrics import efficiency
 from nasstudio.space import FEATURE_NAMES, Architecture, average_features
 from nasstudio.store.owners import JobOwner, owner_alive
-from nasstudio.store.schema import check_application, migrate
+from nasstudio.store.schema import SchemaError, check_application, check_readable, migrate
 
 ANALYTIC_SOURCE = "analytic"
 # Writes are short transactions, but a big import can hold the write lock for seconds.
 _BUSY_TIMEOUT_S = 120
 _IDS_PER_QUERY = 500
+# Rows streamed (``Project.rows``) are read this many at a time: memory stays small and flat.
+_ROWS_PER_READ = 100
 _FEATURE_PLACEHOLDERS = ", ".join("?" * len(FEATURE_NAMES))
 
 # Metric names used across the store, the CLI and the GUI.
@@ -34,6 +37,10 @@ LATENCY_MS = "latency_ms"
 GFLOPS = "gflops"
 PARAMS = "params"
 PARAMS_NO_EMB = "params_no_emb"
+
+
+class ReadOnlyProjectError(PermissionError):
+    """A change asked of a project opened for reading only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,24 +116,44 @@ class Project:
     """A project file. Safe to share between threads: each thread uses its own connection.
 
     ``readonly`` opens it for reading only, as jobs do: the runner that ran them is the single
-    writer of what they produce.
+    writer of what they produce. A project whose file or folder this user cannot write opens
+    read-only too. Anything but a project of this version (another application's database, a
+    newer schema, a folder) raises ``SchemaError`` before anything is written.
     """
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.readonly = readonly
+        if self.path.is_dir():
+            raise SchemaError(f"{self.path}: a folder, not a project file")
+        self.readonly = readonly or (self.path.exists() and not _writable(self.path))
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        if readonly:
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self.close()
+            problem = (
+                "cannot open the project"
+                if isinstance(exc, sqlite3.OperationalError)
+                else "not a nasstudio project"
+            )
+            raise SchemaError(f"{self.path}: {problem} ({exc})") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        if self.readonly:
             if not self.path.exists():
                 raise FileNotFoundError(f"{self.path}: no such project file")
-            self._conn()
+            check_readable(self._conn(), str(self.path))
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            check_application(str(self.path))
-        migrate(self._conn(), str(self.path))
+        conn = self._conn()
+        check_application(conn, str(self.path))
+        _enable_wal(conn)
+        migrate(conn, str(self.path))
         self.mark_interrupted_jobs()
 
     # --- connections and transactions -------------------------------------------------------
@@ -134,22 +161,7 @@ class Project:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self.readonly:
-                conn = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro",
-                    uri=True,
-                    isolation_level=None,
-                    check_same_thread=False,
-                    timeout=_BUSY_TIMEOUT_S,
-                )
-            else:
-                conn = sqlite3.connect(
-                    self.path,
-                    isolation_level=None,
-                    check_same_thread=False,
-                    timeout=_BUSY_TIMEOUT_S,
-                )
-                _enable_wal(conn)
+            conn = _connect_readonly(self.path) if self.readonly else _connect(self.path)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
@@ -160,6 +172,11 @@ class Project:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """All writes inside commit together or not at all."""
+        if self.readonly:
+            raise ReadOnlyProjectError(
+                f"{self.path}: the project is open read-only (this user cannot write the file"
+                " or its folder), and this would change it"
+            )
         conn = self._conn()
         if conn.in_transaction:
             yield conn
@@ -301,6 +318,15 @@ class Project:
         )
         return [Architecture.from_json(row[0]) for row in rows]
 
+    def architecture_ids(self, task: str) -> list[str]:
+        """The ids of ``task``'s architectures, in the order they were added (cheaper than
+        ``architectures`` when the ids are all that is needed)."""
+        rows = self._conn().execute(
+            "SELECT arch_id FROM task_architectures WHERE task = ? ORDER BY added_at, arch_id",
+            (task,),
+        )
+        return [row[0] for row in rows]
+
     def task_architectures(self, task: str, arch_ids: Sequence[str]) -> list[Architecture]:
         """The architectures of ``task`` in the order asked; an id the task lacks (or a task
         the project lacks) is an error naming them, before any work starts."""
@@ -429,27 +455,7 @@ class Project:
             conn,
             params=(task,),
         ).set_index("id")
-        measured = pd.read_sql_query(
-            "SELECT arch_id, CASE WHEN device = '' THEN metric ELSE metric || '@' || device END"
-            " AS column, value, source FROM measurements WHERE task = ?"
-            " AND source != ? ORDER BY created_at, id",
-            conn,
-            params=(task, ANALYTIC_SOURCE),
-        )
-        analytic = pd.read_sql_query(
-            "SELECT arch_id, metric AS column, value, source FROM measurements"
-            " WHERE task = ? AND source = ?",
-            conn,
-            params=(task, ANALYTIC_SOURCE),
-        )
-        predicted = pd.read_sql_query(
-            "SELECT arch_id, 'pred:' || metric || '@' || predictor AS column, value,"
-            " predictor_kind AS source FROM predictions WHERE task = ? ORDER BY created_at, id",
-            conn,
-            params=(task,),
-        )
-        # Analytic efficiency first so that a measured GFLOPs or size, when there, wins.
-        values = pd.concat([analytic, measured, predicted], ignore_index=True)
+        values = pd.read_sql_query(_values_query(), conn, params=(ANALYTIC_SOURCE, task, task))
         if values.empty:
             return base
         latest = values.drop_duplicates(["arch_id", "column"], keep="last")
@@ -457,6 +463,55 @@ class Project:
         sources = latest.pivot(index="arch_id", columns="column", values="source")
         sources.columns = [f"source:{c}" for c in sources.columns]
         return base.join(wide).join(sources)
+
+    def rows(
+        self, task: str, arch_ids: Sequence[str] | None = None
+    ) -> Iterator[tuple[Architecture, dict[str, Any]]]:
+        """The rows of ``table`` one at a time (all of ``task``, or ``arch_ids`` in that order),
+        read a hundred at a time so that memory stays flat however many there are: each
+        architecture with ``origin``, its features and every value column of the task (None
+        where it has no value). An id the task lacks is an error, raised before the first row.
+        """
+        self._require_task(task)
+        conn = self._conn()
+        if arch_ids is None:
+            arch_ids = self.architecture_ids(task)
+        else:
+            missing = set(arch_ids) - self._known_ids(conn, task, list(set(arch_ids)))
+            if missing:
+                raise KeyError(f"not in task '{task}': {', '.join(sorted(missing))}")
+        columns = self.value_columns(task)
+        columns = sorted(columns["measured"] + columns["predicted"])
+        return self._rows_in_chunks(task, arch_ids, columns)
+
+    def _rows_in_chunks(
+        self, task: str, arch_ids: Sequence[str], columns: list[str]
+    ) -> Iterator[tuple[Architecture, dict[str, Any]]]:
+        conn = self._conn()
+        for start in range(0, len(arch_ids), _ROWS_PER_READ):
+            chunk = arch_ids[start : start + _ROWS_PER_READ]
+            marks = ", ".join("?" * len(chunk))
+            base = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT a.id, a.config, t.origin, "
+                    + ", ".join(f"a.{n}" for n in FEATURE_NAMES)
+                    + " FROM task_architectures t JOIN architectures a ON a.id = t.arch_id"
+                    f" WHERE t.task = ? AND a.id IN ({marks})",
+                    (task, *chunk),
+                )
+            }
+            values: dict[str, dict[str, float]] = {arch_id: {} for arch_id in chunk}
+            for arch_id, column, value, *_ in conn.execute(
+                _values_query(f" AND arch_id IN ({marks})"),
+                (ANALYTIC_SOURCE, task, *chunk, task, *chunk),
+            ):
+                values[arch_id][column] = value  # in order: the latest wins
+            for arch_id in chunk:
+                config, origin, *features = base[arch_id]
+                row = {"origin": origin, **dict(zip(FEATURE_NAMES, features, strict=True))}
+                row.update((column, values[arch_id].get(column)) for column in columns)
+                yield Architecture.from_json(config), row
 
     def value_columns(self, task: str) -> dict[str, list[str]]:
         """Names of the metric columns ``table`` will have, grouped as measured / predicted."""
@@ -713,6 +768,54 @@ class Project:
         for row in rows:
             row["details"] = json.loads(row["details"])
         return rows
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user may change the project: WAL mode writes beside the file, too."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect(path: Path, uri: str | None = None) -> sqlite3.Connection:
+    return sqlite3.connect(
+        uri or path,
+        uri=uri is not None,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=_BUSY_TIMEOUT_S,
+    )
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = _connect(path, uri)
+    try:
+        conn.execute("PRAGMA schema_version")
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    # A WAL file in a folder this user cannot write: SQLite cannot create the shared-memory
+    # file beside it. A writer would need that folder too: read the file as immutable.
+    return _connect(path, f"{uri}&immutable=1")
+
+
+def _values_query(where: str = "") -> str:
+    """Every value of a task as ``arch_id, column, value, source``, in the order in which each
+    supersedes the one before: analytic efficiency first (a measured GFLOPs or size, when
+    there, wins), then the rest oldest first. Parameters: the analytic source, then the task
+    and ``where``'s own for the measurements, and again for the predictions."""
+    # Narrowed by ``where`` to some architectures, look them up by architecture: the unary +
+    # keeps SQLite from scanning the whole task's predictions for each few hundred.
+    task = "+task" if where else "task"
+    return (
+        "SELECT arch_id, CASE WHEN device = '' THEN metric ELSE metric || '@' || device END"
+        " AS column, value, source, source != ? AS rank, created_at, id FROM measurements"
+        f" WHERE {task} = ?{where}"
+        " UNION ALL SELECT arch_id, 'pred:' || metric || '@' || predictor, value,"
+        f" predictor_kind, 2, created_at, id FROM predictions WHERE {task} = ?{where}"
+        " ORDER BY rank, created_at, id"
+    )
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

@@ -171,7 +171,7 @@ APPLICATION_ID = 0x4E415350
 
 
 class SchemaError(RuntimeError):
-    """A project file this version of nasstudio cannot open."""
+    """A file this version of nasstudio cannot open as a project."""
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:
@@ -204,21 +204,22 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         conn.execute("PRAGMA foreign_keys=ON")
 
 
-def check_application(path: str) -> None:
+def check_application(conn: sqlite3.Connection, path: str) -> None:
     """Refuse, before anything is written to it, a file that is not a nasstudio project: not
     SQLite at all, or another application's database. A new (empty) file is fine, and so is a
-    project of schema version 1, which had no application_id yet."""
+    project of schema version 1, which had no application_id yet. ``conn`` is not yet in WAL
+    mode nor in a transaction."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        conn.execute("BEGIN")  # one snapshot: another process may be creating the file
         try:
-            conn.execute("BEGIN")  # one snapshot: another process may be creating the file
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         finally:
-            conn.close()
+            conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as exc:
         raise SchemaError(f"{path}: not a nasstudio project ({exc})") from None
+    _refuse_newer(version, path)
     if app_id == APPLICATION_ID or (app_id == 0 and not tables):
         return
     if app_id == 0 and version == 1 and {"tasks", "architectures", "jobs"} <= tables:
@@ -229,11 +230,26 @@ def check_application(path: str) -> None:
     )
 
 
+def check_readable(conn: sqlite3.Connection, path: str) -> None:
+    """A project opened read-only cannot be upgraded: it must be at this version already."""
+    check_application(conn, path)
+    version = _version(conn, path)
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: this read-only project has schema version {version}; open it once where "
+            f"it can be written to upgrade it to version {SCHEMA_VERSION}"
+        )
+
+
 def _version(conn: sqlite3.Connection, path: str) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    _refuse_newer(version, path)
+    return version
+
+
+def _refuse_newer(version: int, path: str) -> None:
     if version > SCHEMA_VERSION:
         raise SchemaError(
             f"{path}: project schema version {version} is newer than this nasstudio "
             f"understands ({SCHEMA_VERSION}); upgrade nasstudio to open it"
         )
-    return version
