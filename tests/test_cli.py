@@ -119,10 +119,11 @@ def test_export_yaml_json_csv_round_trip(full_project, capsys, tmp_path):
     )
     assert code == 0
     files = sorted((tmp_path / "yaml").glob("*.yml"))
-    assert files and all("ms_bleu@" in f.name for f in files)
     truth = ground_truth("wmt14ende")
-    for f in files:
-        assert from_yaml(f.read_text()).id in truth
+    assert files
+    for f in files:  # named by the chosen cost (--x gflops) and BLEU, as HAT names by latency
+        bleu, gflops, _ = truth[from_yaml(f.read_text()).id]
+        assert f.name == f"wmt14ende@{gflops:.2f}gflops_bleu@{bleu:.2f}.yml"
     assert (
         run(
             capsys,
@@ -200,3 +201,22 @@ def test_project_option_before_or_after_the_command_and_from_env(tmp_path, capsy
     for path, count in ((before, 3), (after, 4), (env, 5)):
         code, out, _ = run(capsys, "list", "--project", str(path), "--json")
         assert code == 0 and len(json.loads(out)) == count
+
+
+def test_list_prints_whole_numbers_as_integers_and_missing_values_as_a_dash(full_project, capsys):
+    truth = ground_truth("wmt14ende")
+    best = max(truth, key=lambda arch_id: truth[arch_id][0])
+    argv = ["list", "--project", str(full_project), "--task", "wmt14ende", "--sort", "bleu_valid"]
+    code, out, _ = run(capsys, *argv, "--descending", "--limit", "31")
+    assert code == 0 and out.startswith("== wmt14ende: 31 architectures\n") and "NaN" not in out
+    rows = [line.split() for line in out.splitlines()[3:]]
+    # id, origin, encoder and decoder width, decoder layers, GFLOPs, params, BLEU valid, test
+    assert rows[0][0] == best and rows[0][7] == f"{truth[best][0]:.3f}"
+    assert all(int(row[2]) in (512, 640) and row[6].isdigit() for row in rows)
+    assert rows[-1][7:] == ["-", "-"]  # a pool architecture: no BLEU
+    code, out, _ = run(capsys, *argv, "--descending", "--limit", "1")
+    assert out.startswith("== wmt14ende: 1 architecture\n")
+    code, out, _ = run(capsys, *argv, "--descending", "--limit", "1", "--json")
+    (record,) = json.loads(out)
+    assert record["id"] == best and isinstance(record["encoder_embed_dim"], int)
+    assert f'"params": {record["params"]},' in out and isinstance(record["params"], int)

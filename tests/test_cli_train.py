@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from nasstudio.cli import main
+from nasstudio.data.demo import DEMO_SRC, DEMO_TGT, write_demo_corpus
 from nasstudio.metrics import device_name
-from nasstudio.space import get_space
-from nasstudio.store import BLEU_TEST, BLEU_VALID, KNOWN_TASKS, LATENCY_MS, Project
+from nasstudio.space import Architecture, get_space
+from nasstudio.store import BLEU_TEST, BLEU_VALID, KNOWN_TASKS, LATENCY_MS, Project, Task
 
 ARCHS = get_space("tiny-cpu").sample_many(2, seed=3)
 FAST = ["--max-tokens", "512", "--warmup", "5", "--device", "cpu"]
@@ -65,6 +66,56 @@ def test_train_records_bleu_of_each_architecture(project_path, capsys):
                 assert measured[metric].source == "trained"
                 assert measured[metric].provenance["steps"] == 20
                 assert measured[metric].provenance["config"]["beam"] == 1
+
+
+# The smallest architecture of HAT's WMT space (512 wide, 6 + 1 layers).
+WMT_SMALLEST = Architecture(
+    encoder_embed_dim=512,
+    decoder_embed_dim=512,
+    encoder_ffn_dims=(1024,) * 6,
+    encoder_heads=(4,) * 6,
+    decoder_ffn_dims=(1024,),
+    decoder_heads=(4,),
+    decoder_cross_heads=(4,),
+    decoder_arbitrary_attn=(-1,),
+    qkv_dim=512,
+)
+
+
+def test_an_architecture_of_another_space_trains_into_a_task_of_its_own(tmp_path, capsys):
+    """The corpus' task holds tiny-cpu architectures with 256 subwords: a hat-wmt one trained
+    on that corpus goes to '<corpus task>-hat-wmt', and a rerun of its job goes there too."""
+    folder = tmp_path / "pair"
+    write_demo_corpus(folder, sizes={"train": 600, "valid": 12, "test": 12})
+    corpus = ["--corpus", "folder", "--corpus-path", str(folder), "--src", DEMO_SRC]
+    corpus += ["--tgt", DEMO_TGT]
+    path = str(tmp_path / "p.nasproj")
+    with Project(path) as project:
+        project.ensure_task(Task("pair-syn-srcsyn-tgt", 256, "tiny-cpu"))
+        project.ensure_task(KNOWN_TASKS["wmt14ende"])
+        project.add_architectures("wmt14ende", [WMT_SMALLEST], origin="test")
+    quick = ["--steps", "2", "--beam", "1", "--max-tokens", "256", "--device", "cpu"]
+    argv = ["train", "-p", path, "--task", "wmt14ende", "--all", *corpus, *quick]
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["task"] == "pair-syn-srcsyn-tgt-hat-wmt"
+    assert "results go to task 'pair-syn-srcsyn-tgt-hat-wmt' (task 'pair-syn-srcsyn-tgt' has " \
+        "space 'tiny-cpu' and a vocabulary of 256)" in err  # fmt: skip
+    # The warm-up (200 by default) is longer than the budget: shortened, and the log says so.
+    assert (
+        "warm-up of 200 steps is longer than the 2-step budget: shortened to 1, a tenth of it"
+        in err
+    )
+    with Project(path) as project:
+        assert project.task(row["task"]).space == "hat-wmt"
+        (measured,) = [m for m in project.measurements(WMT_SMALLEST.id, row["task"])
+                       if m.metric == BLEU_VALID]  # fmt: skip
+        assert measured.value == row[BLEU_VALID]
+        assert measured.provenance["config"]["warmup_steps"] == 1
+        job = project.jobs()[-1].id
+    code, out, err = run(capsys, "jobs", "-p", path, "--rerun", str(job))
+    assert code == 0 and "'task': 'pair-syn-srcsyn-tgt-hat-wmt'" in out
 
 
 def test_latency_prints_and_records_milliseconds_per_architecture(project_path, capsys):
@@ -149,3 +200,16 @@ def test_every_new_command_has_help(capsys):
             main([*argv, "--help"])
         assert exit_.value.code == 0
         assert "usage: nasstudio " + " ".join(argv) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1e25", "many"])
+@pytest.mark.parametrize("command", [["train", "--all"], ["sample"], ["import", "a.jsonl"]])
+def test_vocab_size_must_be_a_whole_number_in_a_sane_range(project_path, capsys, command, value):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "-p", project_path, "--vocab-size", value])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"nasstudio {command[0]}: error: argument --vocab-size: expected a whole number "
+        f"from 1 to 1,000,000, got '{value}'"
+    )

@@ -14,11 +14,12 @@ import torch
 from nasstudio.jobs import JobRunner, JobState
 from nasstudio.jobs.records import CurvePoint
 from nasstudio.space import Architecture
-from nasstudio.store import BLEU_TEST, BLEU_VALID, Project
+from nasstudio.store import BLEU_TEST, BLEU_VALID, KNOWN_TASKS, Project, Task
 from nasstudio.store.defaults import add_demo
 from nasstudio.train.bleu import corpus_bleu
-from nasstudio.train.config import TrainConfig
+from nasstudio.train.config import TrainConfig, fit_warmup
 from nasstudio.train.job import checkpoint_dir, train_job
+from nasstudio.train.result_task import result_task_name
 from nasstudio.train.trainer import learning_rate_factor
 from tests.conftest import require_refdata
 
@@ -64,12 +65,19 @@ def demo_project(tmp_path):
     project.close()
 
 
-def run_job(project, **params):
+def run_job(project, messages=None, **params):
+    """Run a training job; its state and curve points (and progress messages into
+    ``messages``)."""
     runner = JobRunner(project)
     reports = []
-    runner.subscribe(
-        lambda e: reports.append(e.payload.values) if isinstance(e.payload, CurvePoint) else None
-    )
+
+    def on_event(event):
+        if isinstance(event.payload, CurvePoint):
+            reports.append(event.payload.values)
+        elif messages is not None and event.kind == "progress":
+            messages.append(event.message)
+
+    runner.subscribe(on_event)
     job_id = runner.submit("train", "test", train_job, **params)
     runner.wait(job_id)
     runner.shutdown()
@@ -77,8 +85,10 @@ def run_job(project, **params):
 
 
 def test_demo_training_lowers_loss_raises_bleu_and_records_it(demo_project, tmp_path):
+    messages = []
     job_id, state, reports = run_job(
         demo_project,
+        messages,
         task="demo",
         arch_id=TINY.id,
         corpus={"kind": "demo"},
@@ -98,6 +108,11 @@ def test_demo_training_lowers_loss_raises_bleu_and_records_it(demo_project, tmp_
     assert recorded[BLEU_VALID].source == "trained"
     assert recorded[BLEU_VALID].device == "" and provenance["device"].startswith("cpu")
     assert demo_project.table("demo").loc[TINY.id, BLEU_VALID] == recorded[BLEU_VALID].value
+    # The final decoding reports its progress, batch by batch (500 sentences per split).
+    decoding = [m for m in messages if m.startswith("decoding test")]
+    assert decoding[0] == "decoding test 0/500" and decoding[-1] == "decoding test 500/500"
+    assert len(decoding) > 2 and "decoding valid 500/500" in messages
+    assert messages[-1].endswith("(task demo)")
 
 
 def test_multi30k_subset_trains_into_its_own_task(demo_project, tmp_path):
@@ -214,6 +229,35 @@ def test_bad_corpus_fails_the_job_with_a_clear_error(demo_project, tmp_path):
     assert state == JobState.FAILED
     error = demo_project.job(job_id).error
     assert "train.en" in error and "train.de" in error
+
+
+def test_results_go_to_a_task_that_agrees_in_space_and_vocabulary(project):
+    """Worked out by hand from the rule: the corpus' task when absent or in agreement, else
+    its name plus the space that differs, plus the vocabulary size when that differs."""
+    demo, wmt = KNOWN_TASKS["demo"], KNOWN_TASKS["wmt14ende"]
+    for task in (demo, wmt):
+        project.ensure_task(task)
+    corpus = {"kind": "demo"}
+    assert result_task_name(project, demo, corpus) == "demo"
+    assert result_task_name(project, demo, corpus, 512) == "demo-v512"
+    assert result_task_name(project, wmt, corpus) == "demo-hat-wmt"  # the demo's 256 subwords
+    assert result_task_name(project, wmt, corpus, 512) == "demo-hat-wmt-v512"
+    multi30k = {"kind": "multi30k", "path": "/data/multi30k", "src": "en", "tgt": "de"}
+    assert result_task_name(project, wmt, multi30k) == "multi30k-ende"  # new: any setting
+    project.ensure_task(Task("demo-hat-wmt", 256, "hat-wmt"))
+    assert result_task_name(project, wmt, corpus) == "demo-hat-wmt"  # once made, it agrees
+    project.ensure_task(Task("demo-v512", 300, "tiny-cpu"))  # taken by another vocabulary
+    assert result_task_name(project, demo, corpus, 512) == "demo-tiny-cpu-v512"
+
+
+def test_a_warmup_longer_than_the_step_budget_is_shortened_to_a_tenth_of_it():
+    assert fit_warmup(TrainConfig(max_steps=100, warmup_steps=200)).warmup_steps == 10
+    assert fit_warmup(TrainConfig(max_steps=199, warmup_steps=200)).warmup_steps == 19
+    assert fit_warmup(TrainConfig(max_steps=5, warmup_steps=200)).warmup_steps == 1
+    assert fit_warmup(TrainConfig(max_steps=200, warmup_steps=200)).warmup_steps == 200
+    assert fit_warmup(TrainConfig(max_steps=600, warmup_steps=200)).warmup_steps == 200
+    minutes = TrainConfig(max_steps=None, max_minutes=5, warmup_steps=200)
+    assert fit_warmup(minutes).warmup_steps == 200
 
 
 def test_config_checks_its_values():

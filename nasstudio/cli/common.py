@@ -23,11 +23,37 @@ class CliError(Exception):
     """A problem with what the user asked for: printed without a traceback."""
 
 
+# Larger than any subword vocabulary in use (HAT's are 32,768 to 49,600).
+MAX_VOCAB_SIZE = 1_000_000
+MAX_COUNT = 10**9  # steps, epochs, tokens per batch, beam: beyond any run
+
+
+def whole_number(maximum: int):
+    """An argparse ``type``: a whole number from 1 to ``maximum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from 1 to {maximum:,}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def jsonable(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
+    """A table value for JSON: whole numbers as integers, missing values as None."""
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
     return value
 
 
@@ -43,21 +69,37 @@ def records(table: pd.DataFrame, task: str) -> list[dict[str, Any]]:
     return out
 
 
+MISSING = "-"
+
+
+def _formatted(column: pd.Series) -> pd.Series:
+    """A column as text: whole numbers as integers, others with 3 decimals, missing as '-'."""
+    if not pd.api.types.is_numeric_dtype(column):
+        return column.fillna(MISSING).astype(str)
+    known = column.dropna()
+    whole = bool(((known % 1) == 0).all())
+    text = column.map(lambda v: MISSING if pd.isna(v) else (f"{v:.0f}" if whole else f"{v:.3f}"))
+    return text.astype(str)
+
+
 def print_table(table: pd.DataFrame, columns: Sequence[str]) -> None:
     shown = table[[c for c in columns if c in table.columns]]
-    with pd.option_context(
-        "display.max_rows", 200, "display.width", 200, "display.float_format", "{:.3f}".format
-    ):
-        print(shown.to_string() if not shown.empty else "(no architectures)")
+    if shown.empty:
+        print("(no architectures)")
+        return
+    text = shown.apply(_formatted)
+    with pd.option_context("display.max_rows", 200, "display.width", 200):
+        print(text.to_string())
 
 
 class ProgressBar:
     """A one-line progress bar on stderr driven by job events, redrawn a few times a second
     on a terminal and every 10 % elsewhere (logs stay short)."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
-        self.stream, self.width = stream, width
-        self.interactive = stream.isatty()
+    def __init__(self, stream=None, width: int = 30) -> None:
+        # sys.stderr as it is now, not as it was at import (tests and callers redirect it).
+        self.stream, self.width = stream or sys.stderr, width
+        self.interactive = self.stream.isatty()
         self._last_draw, self._last_decile, self._last_line = 0.0, -1, ""
 
     def _due(self, event: JobEvent) -> bool:
@@ -160,8 +202,9 @@ def _foreground(store: Project, title: str, start) -> Any:
     except KeyboardInterrupt:
         runner.cancel(job_id)
         runner.wait(job_id)
+        runner.shutdown()
         print("cancelled; what was done so far is kept", file=sys.stderr)
-        result = None
+        raise  # the command ends as Ctrl+C ends one (exit status 130)
     runner.shutdown()
     record = store.job(job_id)
     if record.state == JobState.FAILED:

@@ -10,19 +10,21 @@ from pathlib import Path
 import pandas as pd
 
 from nasstudio.cli.common import (
+    MAX_VOCAB_SIZE,
     CliError,
     open_from_args,
     print_table,
     records,
     resolve_task,
     run_job,
+    whole_number,
 )
 from nasstudio.jobs import sample_job
 from nasstudio.search import Direction, pareto_front_2d
 from nasstudio.space import PRESETS, get_space, to_arch_info
 from nasstudio.store import BLEU_VALID, GFLOPS, KNOWN_TASKS, Project
 from nasstudio.store.exporters import EXPORT_FORMATS, export
-from nasstudio.store.importers import import_files, task_for
+from nasstudio.store.importers import counted, import_files, task_for
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -49,7 +51,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         for r in rows:
             print(
                 f"{r['name']:<14} {r['space']:<10} vocab {r['vocab_size']:>6}  "
-                f"{r['architectures']:>7} architectures  {r['description']}"
+                f"{counted(r['architectures'], 'architecture'):>19}  {r['description']}"
             )
     return 0
 
@@ -61,7 +63,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         with open(args.out, "w", encoding="utf-8") as handle:
             for arch in archs:
                 handle.write(json.dumps({"scratch": {"arch_info": to_arch_info(arch)}}) + "\n")
-        print(f"wrote {len(archs)} architectures of {space.name} to {args.out}")
+        print(f"wrote {counted(len(archs), 'architecture')} of {space.name} to {args.out}")
         return 0
     project = open_from_args(args)
     task_name = args.task or "demo"
@@ -70,13 +72,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     added = run_job(
         project,
         "sample",
-        f"Sample {args.count} architectures",
+        f"Sample {counted(args.count, 'architecture')}",
         sample_job,
         task=task_name,
         count=args.count,
         seed=args.seed,
     )
-    print(f"added {added or 0} architectures to {task_name} in {project.path}")
+    print(f"added {counted(added or 0, 'architecture')} to {task_name} in {project.path}")
     return 0
 
 
@@ -108,7 +110,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print()
         return 0
     for name, table in tables:
-        print(f"== {name}: {len(table)} architectures")
+        print(f"== {name}: {counted(len(table), 'architecture')}")
         print_table(
             table,
             [
@@ -149,7 +151,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         print(json.dumps({"task": task, "x": args.x, "y": args.y, "front": points}, indent=1))
     else:
         print(
-            f"Pareto front of {task}: {len(front)} architectures "
+            f"Pareto front of {task}: {counted(len(front), 'architecture')} "
             f"(minimise {args.x}, maximise {args.y})"
         )
         print_table(front, [args.x, args.y, "origin"])
@@ -159,24 +161,21 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     project = open_from_args(args)
     task = resolve_task(project, args.task)
-    if args.pareto:
-        ids = list(_front(project, task, args.x, args.y).index)
-    elif args.ids:
-        ids = args.ids
-    else:
-        ids = list(project.table(task).index)
+    # Without --pareto or --ids (None) all of the task's are streamed from the project.
+    ids = list(_front(project, task, args.x, args.y).index) if args.pareto else args.ids
     fmt = args.format or _format_from_target(args.out)
-    paths = export(project, task, ids, fmt, args.out)
+    paths = export(project, task, ids, fmt, args.out, x=args.x)
+    count = len(ids) if ids is not None else project.count_architectures(task)
     print(
-        f"exported {len(ids)} architectures as {fmt} to "
-        + (str(paths[0]) if fmt != "yaml" else f"{args.out} ({len(paths)} files)")
+        f"exported {counted(count, 'architecture')} as {fmt} to "
+        + (str(paths[0]) if fmt != "yaml" else f"{args.out} ({counted(len(paths), 'file')})")
     )
     return 0
 
 
 def _format_from_target(target: str) -> str:
     suffix = Path(target).suffix.lower().lstrip(".")
-    return suffix if suffix in ("json", "csv") else "yaml"
+    return suffix if suffix in ("json", "jsonl", "csv") else "yaml"
 
 
 def add_project_commands(add) -> None:
@@ -189,14 +188,22 @@ def add_project_commands(add) -> None:
     p.add_argument("--task", help="task to add them to (default: demo; created if it is known)")
     p.add_argument("--count", "-n", type=int, default=100, help="how many (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--vocab-size", type=int, help="vocabulary size of a new, unknown task")
+    p.add_argument(
+        "--vocab-size",
+        type=whole_number(MAX_VOCAB_SIZE),
+        help="vocabulary size of a new, unknown task",
+    )
     p.add_argument("--out", help="write llmas-style jsonl here instead of the project")
     p.add_argument("--space", choices=sorted(PRESETS), help="search space for --out")
 
     p = add("import", cmd_import, "import llmas .jsonl(.gz), HAT latency .csv or HAT .yml files")
     p.add_argument("files", nargs="+", help="files to import (all or none are imported)")
     p.add_argument("--task", help="task the files belong to (default: from the file path)")
-    p.add_argument("--vocab-size", type=int, help="vocabulary size of a new, unknown task")
+    p.add_argument(
+        "--vocab-size",
+        type=whole_number(MAX_VOCAB_SIZE),
+        help="vocabulary size of a new, unknown task",
+    )
 
     p = add("list", cmd_list, "list architectures with their metrics and predictions")
     p.add_argument("--task", help="only this task")
@@ -208,7 +215,7 @@ def add_project_commands(add) -> None:
     parsers = {}
     for name, handler, text in (
         ("pareto", cmd_pareto, "the Pareto front for two objectives"),
-        ("export", cmd_export, "export architectures as HAT YAML, JSON or CSV"),
+        ("export", cmd_export, "export architectures as HAT YAML, JSON, JSON lines or CSV"),
     ):
         p = parsers[name] = add(name, handler, text)
         p.add_argument("--task", help="task (needed when the project has several)")
@@ -224,7 +231,7 @@ def add_project_commands(add) -> None:
         )
     parsers["pareto"].add_argument("--json", action="store_true", help="machine-readable")
     p = parsers["export"]
-    p.add_argument("--out", "-o", required=True, help="folder (yaml) or file (.json, .csv)")
+    p.add_argument("--out", "-o", required=True, help="folder (yaml) or file (.json, .jsonl, .csv)")
     p.add_argument("--format", "-f", choices=EXPORT_FORMATS, help="default: from --out")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--ids", nargs="+", help="architecture ids to export")

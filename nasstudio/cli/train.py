@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from nasstudio.cli.common import (
+    MAX_COUNT,
+    MAX_VOCAB_SIZE,
     CliError,
     open_from_args,
     resolve_task,
     run_job,
+    whole_number,
 )
 from nasstudio.store import Project
+from nasstudio.store.importers import counted
 
 # The jobs behind these commands load torch: they are imported inside the commands.
 
@@ -76,7 +80,6 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nasstudio.data.spec import task_name
     from nasstudio.train.job import train_job
 
     project = open_from_args(args)
@@ -102,9 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         if scores is None:
             break
-        results.append({"id": arch_id, "task": task_name(corpus), **scores})
+        results.append({"id": arch_id, **scores})
         if not args.json:
-            print(f"{arch_id}  " + "  ".join(f"{m} {v:.2f}" for m, v in scores.items()))
+            bleu = "  ".join(f"{m} {v:.2f}" for m, v in scores.items() if m != "task")
+            print(f"{arch_id}  {bleu}  (task {scores['task']})")
     if args.json:
         print(json.dumps(results, indent=1))
     return 0 if len(results) == len(ids) else 1
@@ -120,7 +124,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     estimates = run_job(
         project,
         "latency",
-        f"Measure the latency of {len(ids)} architectures on {device}",
+        f"Measure the latency of {counted(len(ids), 'architecture')} on {device}",
         latency_job,
         task=task,
         arch_ids=ids,
@@ -190,8 +194,8 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
 
 
 def cmd_supernet_score(args: argparse.Namespace) -> int:
-    from nasstudio.data.spec import task_name
     from nasstudio.predict.supernet import supernet_score_job
+    from nasstudio.train.result_task import result_task_name
 
     project = open_from_args(args)
     task = resolve_task(project, args.task)
@@ -200,7 +204,7 @@ def cmd_supernet_score(args: argparse.Namespace) -> int:
     scores = run_job(
         project,
         "supernet-score",
-        f"Score {len(ids)} architectures with {Path(args.checkpoint).name}",
+        f"Score {counted(len(ids), 'architecture')} with {Path(args.checkpoint).name}",
         supernet_score_job,
         task=task,
         arch_ids=ids,
@@ -211,7 +215,10 @@ def cmd_supernet_score(args: argparse.Namespace) -> int:
     )
     if scores is None:
         return 1
-    rows = [{"id": arch_id, "task": task_name(corpus), **s} for arch_id, s in scores.items()]
+    # The supernet's vocabulary is the corpus default unless it was trained with --vocab-size:
+    # the job log names the task either way.
+    target = result_task_name(project, project.task(task), corpus)
+    rows = [{"id": arch_id, "task": target, **s} for arch_id, s in scores.items()]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -235,7 +242,10 @@ def _add_device_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_corpus_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("corpus (results go to its task: demo, or <folder>-<src><tgt>)")
+    g = p.add_argument_group(
+        "corpus (results go to its task: demo, or <folder>-<src><tgt>; plus -<space> and "
+        "-v<vocabulary size> when that task has others)"
+    )
     g.add_argument(
         "--corpus",
         choices=("demo", "multi30k", "folder"),
@@ -250,14 +260,20 @@ def _add_corpus_options(p: argparse.ArgumentParser) -> None:
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training (a budget flag replaces the default of 2,000 steps)")
-    g.add_argument("--steps", type=int, help="optimiser steps")
-    g.add_argument("--epochs", type=int, help="passes over the training data")
+    g.add_argument("--steps", type=whole_number(MAX_COUNT), help="optimiser steps")
+    g.add_argument("--epochs", type=whole_number(MAX_COUNT), help="passes over the training data")
     g.add_argument("--minutes", type=float, help="wall-clock minutes")
     g.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
-    g.add_argument("--warmup", type=int, help="warm-up steps (default 200)")
-    g.add_argument("--max-tokens", type=int, help="padded tokens per batch (default 4096)")
+    g.add_argument("--warmup", type=whole_number(MAX_COUNT), help="warm-up steps (default 200)")
+    g.add_argument(
+        "--max-tokens", type=whole_number(MAX_COUNT), help="padded tokens per batch (default 4096)"
+    )
     g.add_argument("--seed", type=int, help="random seed (default 1)")
-    g.add_argument("--vocab-size", type=int, help="subwords (default: the task's vocabulary size)")
+    g.add_argument(
+        "--vocab-size",
+        type=whole_number(MAX_VOCAB_SIZE),
+        help="subwords (default: the task's vocabulary size)",
+    )
     g.add_argument("--vocab-type", choices=("bpe", "unigram"), default="bpe", help="default bpe")
     _add_device_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -274,7 +290,9 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
     _add_selection_options(p)
     _add_corpus_options(p)
     _add_training_options(p)
-    p.add_argument("--beam", type=int, help="beam of the final BLEU (default 5; 1: greedy)")
+    p.add_argument(
+        "--beam", type=whole_number(MAX_COUNT), help="beam of the final BLEU (default 5; 1: greedy)"
+    )
 
     p = add(
         "latency",

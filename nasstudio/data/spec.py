@@ -37,7 +37,8 @@ def open_corpus(spec: Mapping[str, Any], cache_dir: str | Path | None = None) ->
 
 
 def task_name(spec: Mapping[str, Any]) -> str:
-    """The project task that results on this corpus are recorded under."""
+    """The corpus' own project task: results on it are recorded there, or in a task named
+    after the space and vocabulary when this one has others (``train.result_task``)."""
     if spec.get("kind") == "demo":
         return DEMO_TASK
     stem = Path(str(spec.get("path", "corpus"))).name.lower() or "corpus"

@@ -164,8 +164,8 @@ class TransformerMT(nn.Module):
         return self._project(x[:, 0])
 
     def greedy(self, src: Tensor, max_len: int | None = None) -> list[list[int]]:
-        """Greedy translations of ``src`` as token ids (no BOS/EOS), at most ``max_len``
-        tokens each (default 2 x source length + 10)."""
+        """Greedy translations of ``src`` as token ids (no BOS/EOS), at most ``max_len`` and
+        at most 2 x source length + 10 tokens each."""
         return greedy_search(self, src, _max_len(src, max_len))
 
     def beam_search(
@@ -211,7 +211,10 @@ class TransformerMT(nn.Module):
 
 
 def _max_len(src: Tensor, max_len: int | None) -> int:
-    return 2 * src.size(1) + 10 if max_len is None else max_len
+    # An untrained model rarely ends a sentence: bound the output by the source's length too,
+    # or decoding runs to ``max_len`` and takes minutes.
+    bound = 2 * src.size(1) + 10
+    return bound if max_len is None else min(max_len, bound)
 
 
 def _misfit(arch: Architecture, capacity: Architecture) -> str | None:

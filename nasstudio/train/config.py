@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 Schedule = Literal["inverse_sqrt", "cosine"]
@@ -60,3 +60,13 @@ class TrainConfig:
         if "betas" in values:
             values = {**values, "betas": tuple(values["betas"])}
         return cls(**values)
+
+
+def fit_warmup(config: TrainConfig) -> TrainConfig:
+    """``config`` with a warm-up longer than its step budget shortened to a tenth of the
+    budget: such a run never reaches the peak learning rate, and the model learns next to
+    nothing. Other warm-ups stay as they are, so that a run resumed with a larger budget
+    keeps its schedule."""
+    if config.max_steps is None or config.warmup_steps <= config.max_steps:
+        return config
+    return replace(config, warmup_steps=max(1, config.max_steps // 10))

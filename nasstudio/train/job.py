@@ -15,7 +15,7 @@ import torch
 
 from nasstudio.data.batching import Batch, EncodedPairs, TokenBatcher, encode_pairs
 from nasstudio.data.corpus import Corpus, SentencePair
-from nasstudio.data.spec import open_corpus, task_name
+from nasstudio.data.spec import open_corpus
 from nasstudio.data.vocab import Vocabulary, corpus_vocabulary
 from nasstudio.jobs import JobHandle
 from nasstudio.jobs.model import job_defaults
@@ -23,7 +23,8 @@ from nasstudio.jobs.records import CurvePoint, Measurements, NewArchitectures, N
 from nasstudio.metrics.latency import device_name
 from nasstudio.model import TransformerMT
 from nasstudio.store import BLEU_TEST, BLEU_VALID, Measurement, Project, Task
-from nasstudio.train.config import TrainConfig
+from nasstudio.train.config import TrainConfig, fit_warmup
+from nasstudio.train.result_task import default_vocab_size, result_task_name, why_not_corpus_task
 from nasstudio.train.trainer import EvalSet, Trainer, TrainProgress
 
 TRAINED_SOURCE = "trained"
@@ -50,7 +51,7 @@ def checkpoint_dir(project: Project, root: str | None = None) -> Path:
 @dataclass(frozen=True, slots=True)
 class PreparedCorpus:
     """A corpus ready to train on: its text, its subword vocabulary, and the project task that
-    results on it are recorded under (``data.spec.task_name``), registered in the project."""
+    results on it are recorded under (``result_task.result_task_name``)."""
 
     data: Corpus
     vocab: Vocabulary
@@ -67,18 +68,20 @@ def prepare_corpus(
     cache_dir: str | None = None,
 ) -> PreparedCorpus:
     """Open ``corpus`` and train (or fetch) its vocabulary: ``vocab_size`` subwords, by default
-    the size of the corpus' task, else of ``task``. The corpus' task has ``task``'s search
-    space; a job yields it (``NewTask``) for the runner to register."""
+    ``result_task.default_vocab_size``. Results go to ``result_task.result_task_name``, a task
+    with ``task``'s search space (the log says which); a job yields it (``NewTask``) for the
+    runner to register."""
     handle.progress(0.0, "reading the corpus")
     data = open_corpus(corpus, cache_dir)
     source_task = _require_task(project, task)
-    target = task_name(corpus)
-    size = vocab_size or (project.task(target) or source_task).vocab_size
+    size = vocab_size or default_vocab_size(project, source_task, corpus)
     handle.progress(0.0, f"training a {vocab_type} vocabulary of {size}")
     vocab = corpus_vocabulary(data, size=size, model_type=vocab_type, cache_dir=cache_dir)
-    wanted = Task(target, vocab.size, source_task.space, data.name)
-    registered = project.check_task(wanted) or wanted
+    target = result_task_name(project, source_task, corpus, vocab.size)
+    registered = project.task(target) or Task(target, vocab.size, source_task.space, data.name)
     handle.log(f"{data.describe()}; {vocab.describe()}")
+    reason = why_not_corpus_task(project, target, corpus)
+    handle.log(f"results go to task '{target}'" + (f" ({reason})" if reason else ""))
     return PreparedCorpus(data, vocab, registered)
 
 
@@ -106,17 +109,18 @@ def train_job(
     vocab_type: str = "bpe",
     cache_dir: str | None = None,
     checkpoint_root: str | None = None,
-) -> Generator[Any, None, dict[str, float]]:
+) -> Generator[Any, None, dict[str, Any]]:
     """Train ``arch_id`` (of ``task``) on ``corpus`` (a ``data.spec`` spec) with ``config``
     (``TrainConfig`` fields), then record its BLEU on valid and test.
 
-    Results go to the corpus' task (``data.spec.task_name``), created when new, with the
-    architecture added to it. Yields a curve point per progress report and the BLEU
-    measurements at the end, and returns the BLEU scores. A cancel keeps the checkpoint; the
-    next run of the same setting resumes. Checkpoints go to ``checkpoint_dir(project,
-    checkpoint_root)``.
+    Results go to the corpus' task, or one named after the space and vocabulary when that
+    task has others (``result_task``), created when new, with the architecture added to it.
+    A warm-up longer than a step budget is shortened (``fitted_config``).
+    Yields a curve point per progress report and the BLEU measurements at the end, and
+    returns the task and the BLEU scores. A cancel keeps the checkpoint; the next run of the
+    same setting resumes. Checkpoints go to ``checkpoint_dir(project, checkpoint_root)``.
     """
-    settings = TrainConfig.from_dict(dict(config or {}))
+    settings = fitted_config(handle, TrainConfig.from_dict(dict(config or {})))
     torch.manual_seed(settings.seed)
     prepared = prepare_corpus(handle, project, task, corpus, vocab_size, vocab_type, cache_dir)
     data, vocab, target = prepared.data, prepared.vocab, prepared.task.name
@@ -126,6 +130,8 @@ def train_job(
     trainer, sets = _trainer(arch, data, vocab, settings, torch.device(device), folder)
     if trainer.resumed:
         handle.log(f"resumed from step {trainer.state.step}")
+    if trainer.unreadable_checkpoint:
+        handle.log(f"warning: {trainer.unreadable_checkpoint}; training starts over")
     handle.progress(0.0, "training")
     for report in trainer.run(should_stop=lambda: handle.cancel_requested):
         handle.progress(0.9 * report.fraction, _describe(report))
@@ -149,8 +155,20 @@ def train_job(
             for metric, score in scores.items()
         )
     )
-    handle.progress(1.0, " · ".join(f"{m} {s.score:.2f}" for m, s in scores.items()))
-    return {metric: score.score for metric, score in scores.items()}
+    summary = " · ".join(f"{m} {s.score:.2f}" for m, s in scores.items())
+    handle.progress(1.0, f"{summary} (task {target})")
+    return {"task": target, **{metric: score.score for metric, score in scores.items()}}
+
+
+def fitted_config(handle: JobHandle, config: TrainConfig) -> TrainConfig:
+    """``config`` with its warm-up fitted to the step budget, saying so in the job log."""
+    fitted = fit_warmup(config)
+    if fitted.warmup_steps != config.warmup_steps:
+        handle.log(
+            f"warm-up of {config.warmup_steps} steps is longer than the {config.max_steps}-step "
+            f"budget: shortened to {fitted.warmup_steps}, a tenth of it"
+        )
+    return fitted
 
 
 def _require_task(project: Project, name: str) -> Task:
@@ -228,12 +246,19 @@ def eval_set(pairs: Sequence[SentencePair], encoded: EncodedPairs, config: Train
 
 
 def _final_bleu(handle: JobHandle, trainer: Trainer, sets: dict[str, EvalSet]) -> dict:
+    """BLEU on valid and test with the configured beam, reporting each decoded batch."""
     scores = {}
-    for metric, split in ((BLEU_VALID, "valid"), (BLEU_TEST, "test")):
-        if split in sets:
+    for metric, split, start in ((BLEU_VALID, "valid", 0.9), (BLEU_TEST, "test", 0.95)):
+        if split not in sets:
+            continue
+        total = len(sets[split].references)
+
+        def report(done: int, split: str = split, start: float = start, total: int = total):
             handle.check_cancelled()
-            handle.progress(0.9 if split == "valid" else 0.95, f"BLEU on {split}")
-            scores[metric] = trainer.bleu(sets[split], beam=trainer.config.beam)
+            handle.progress(start + 0.05 * done / total, f"decoding {split} {done}/{total}")
+
+        report(0)
+        scores[metric] = trainer.bleu(sets[split], trainer.config.beam, on_batch=report)
     return scores
 
 

@@ -20,10 +20,12 @@ from nasstudio.jobs.records import CurvePoint, NewTask
 from nasstudio.model import SuperTransformer, sandwich_archs, sandwich_backward
 from nasstudio.space import SearchSpace, get_space
 from nasstudio.store import Project
+from nasstudio.train.checkpoint import read_checkpoint_file
 from nasstudio.train.config import TrainConfig
 from nasstudio.train.job import (
     PreparedCorpus,
     checkpoint_dir,
+    fitted_config,
     prepare_corpus,
     run_settings,
     settings_digest,
@@ -90,7 +92,7 @@ def supernet_train_job(
     (``TrainProgress`` fields; ``valid_loss`` is the largest sub-architecture's). Returns the
     checkpoint path, the step and the best validation loss.
     """
-    settings = TrainConfig.from_dict(dict(config or {}))
+    settings = fitted_config(handle, TrainConfig.from_dict(dict(config or {})))
     torch.manual_seed(settings.seed)
     prepared = prepare_corpus(handle, project, task, corpus, vocab_size, vocab_type, cache_dir)
     yield NewTask(prepared.task)
@@ -112,6 +114,8 @@ def supernet_train_job(
     )
     if trainer.resumed:
         handle.log(f"resumed {path} from step {trainer.state.step}")
+    if trainer.unreadable_checkpoint:
+        handle.log(f"warning: {trainer.unreadable_checkpoint}; training starts over")
     handle.progress(0.0, f"training the supernet of {space.name}")
     for report in trainer.run(should_stop=lambda: handle.cancel_requested):
         handle.progress(report.fraction, _describe(report))
@@ -165,10 +169,7 @@ def _checkpoint_meta(
 def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises several types for a file that is not its own
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from exc
+    payload = read_checkpoint_file(path)  # weights_only: never runs code from the file
     if not isinstance(payload, dict) or payload.get("meta", {}).get("kind") != SUPERNET_KIND:
         raise ValueError(f"{path}: not a supernet checkpoint (see 'nasstudio supernet train')")
     return payload

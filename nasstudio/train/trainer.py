@@ -24,7 +24,12 @@ from torch import Tensor
 
 from nasstudio.model import TransformerMT, token_cross_entropy, validation_loss
 from nasstudio.train.bleu import BleuScore, corpus_bleu
-from nasstudio.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from nasstudio.train.checkpoint import (
+    TrainingState,
+    UnreadableCheckpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nasstudio.train.config import TrainConfig
 
 
@@ -132,11 +137,15 @@ class Trainer:
         )
         self.state = TrainingState()
         self.resumed = False
+        self.unreadable_checkpoint: str | None = None  # why a checkpoint was not resumed
         if checkpoint is not None and checkpoint.exists():
-            self.state = load_checkpoint(
-                checkpoint, self.model, self.optimizer, self.scheduler, self.checkpoint_meta
-            )
-            self.resumed = True
+            try:
+                self.state = load_checkpoint(
+                    checkpoint, self.model, self.optimizer, self.scheduler, self.checkpoint_meta
+                )
+                self.resumed = True
+            except UnreadableCheckpoint as exc:  # corrupt or unsafe: the run starts over
+                self.unreadable_checkpoint = str(exc)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -273,24 +282,39 @@ class Trainer:
         )
 
     @torch.inference_mode()
-    def translate(self, sources: Iterable[Tensor], beam: int, limit: int | None = None) -> list:
-        """Detokenised translations of the source batches (at most ``limit`` sentences)."""
+    def translate(
+        self,
+        sources: Iterable[Tensor],
+        beam: int,
+        limit: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list:
+        """Detokenised translations of the source batches (at most ``limit`` sentences);
+        ``on_batch`` hears the number translated so far after each batch."""
         self.model.eval()
         out: list[str] = []
         for src in sources:
             if limit is not None and len(out) >= limit:
                 break
-            src = src.to(self.device)
+            src, max_len = src.to(self.device), self.config.max_len
             with self._autocast():
                 if beam > 1:
-                    ids = self.model.beam_search(src, beam=beam, max_len=self.config.max_len)
+                    ids = self.model.beam_search(src, beam=beam, max_len=max_len)
                 else:
-                    ids = self.model.greedy(src, max_len=self.config.max_len)
+                    ids = self.model.greedy(src, max_len=max_len)
             out.extend(self.decode_text(seq) for seq in ids)
+            if on_batch is not None:
+                on_batch(min(len(out), limit) if limit is not None else len(out))
         return out[:limit] if limit is not None else out
 
-    def bleu(self, data: EvalSet, beam: int, limit: int | None = None) -> BleuScore:
-        hypotheses = self.translate(data.sources, beam, limit)
+    def bleu(
+        self,
+        data: EvalSet,
+        beam: int,
+        limit: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> BleuScore:
+        hypotheses = self.translate(data.sources, beam, limit, on_batch)
         return corpus_bleu(hypotheses, list(data.references[: len(hypotheses)]))
 
     # --- checkpoints ----------------------------------------------------------------------
