@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import sys
 
 APP_NAME = "nasstudio"
@@ -35,6 +36,9 @@ def run(project_path: str | None = None) -> int:
     if not window.open_project(start) and start is not None:
         window.open_project(None)  # the error box shows over the default project
     window.show()
+    # Ended by the session (logout, `kill`): close as the user would, cancelling the jobs and
+    # saving the layout. The handler runs at the window's next timer tick (Python code).
+    signal.signal(signal.SIGTERM, lambda *_: window.close())
     # What start-up made (torch, Qt wrappers, the window) lives as long as the app: out of the
     # collector's sight, full collections stay short.
     gc.freeze()

@@ -106,7 +106,8 @@ class ArchitectureTableModel(QAbstractTableModel):
         ):
             return False
         changed = {key: _differs(self._values[key], values[key][:old]) for key in keys}
-        if self._sort_key is not None and (len(ids) > old or changed[self._sort_key].any()):
+        # A sort column absent from the table leaves the rows in table order (unsorted).
+        if self._sort_key in changed and (len(ids) > old or changed[self._sort_key].any()):
             return False
         self._ids, self._values, self._mask = ids, values, mask
         added = np.arange(old, len(ids))

@@ -55,18 +55,16 @@ class TaskChoice:
 
 
 def _task_combo(tasks: list[Task], current: str | None, editable: bool) -> QComboBox:
-    """The project's tasks first, then the known tasks it does not have yet."""
+    """The project's tasks first, then the known tasks it does not have yet; each item's data
+    is the task's name, its tooltip the description. ``current`` is chosen when listed."""
     combo = QComboBox(editable=editable)
     names = [t.name for t in tasks]
-    for task in tasks:
-        combo.addItem(task.name, task.name)
-        combo.setItemData(combo.count() - 1, task.description)
-    for name, task in KNOWN_TASKS.items():
-        if name not in names:
-            combo.addItem(f"{name} (new)", name)
-            combo.setItemData(combo.count() - 1, task.description)
-    index = combo.findData(current)
-    combo.setCurrentIndex(max(index, 0))
+    choices = [(t.name, t) for t in tasks]
+    choices += [(f"{name} (new)", t) for name, t in KNOWN_TASKS.items() if name not in names]
+    for text, task in choices:
+        combo.addItem(text, task.name)
+        combo.setItemData(combo.count() - 1, task.description, Qt.ItemDataRole.ToolTipRole)
+    combo.setCurrentIndex(max(combo.findData(current), 0))
     return combo
 
 

@@ -6,23 +6,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from nasstudio.jobs import JobEvent, JobState
-from nasstudio.store import JobRecord, Project
+from nasstudio.predict.llm.client import LLMRequestError
+from nasstudio.store import JobRecord, Project, SchemaError
 
 ID, TITLE, STATE, PROGRESS, MESSAGE, ACTION = range(6)
 _HEADERS = ("#", "Job", "State", "Progress", "Message", "")
@@ -34,6 +39,10 @@ _STATE_COLORS = {
     JobState.DONE: QColor("#1b7a1b"),
 }
 _RERUNNABLE = (JobState.INTERRUPTED, JobState.FAILED, JobState.CANCELLED)
+_TRACEBACK = "Traceback (most recent call last):"
+# Errors of what a user gave (a wrong task, a missing file, a bad value, no API key, an
+# endpoint that is down): the message says what to do, no traceback is needed.
+_USER_ERRORS = (ValueError, KeyError, OSError, LLMRequestError, SchemaError)
 _AGAIN = "Run again starts it anew with the same settings; a training resumes from its checkpoint."
 
 
@@ -55,15 +64,25 @@ class JobsPanel(QWidget):
         self.log = QPlainTextEdit(readOnly=True, placeholderText="Select a job to see its log")
         self.log.setToolTip("Log of the selected job")
         self.log.setMaximumBlockCount(5000)
+        self.details_button = QPushButton("Details", checkable=True, visible=False)
+        self.details_button.setToolTip(
+            "Show the traceback of this unexpected failure (worth a bug report)"
+        )
+        self.details_button.toggled.connect(self._show_log)
+        log_pane = QWidget()
+        log_layout = QVBoxLayout(log_pane)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addWidget(self.log, 1)
+        log_layout.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignRight)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.tree)
-        splitter.addWidget(self.log)
+        splitter.addWidget(log_pane)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
-        self.tree.currentItemChanged.connect(self._show_log)
+        self.tree.currentItemChanged.connect(self._on_job_chosen)
 
     def _make_tree(self) -> QTreeWidget:
         tree = QTreeWidget(self)
@@ -79,6 +98,7 @@ class JobsPanel(QWidget):
             tree.setColumnWidth(column, width)
         tree.setSortingEnabled(True)
         tree.sortByColumn(ID, Qt.SortOrder.DescendingOrder)
+        tree.setItemDelegateForColumn(PROGRESS, _ProgressDelegate(tree))
         return tree
 
     # --- public API ---------------------------------------------------------------------------
@@ -139,9 +159,10 @@ class JobsPanel(QWidget):
     def state(self, job_id: int) -> JobState | None:
         return self._states.get(job_id)
 
-    def progress_bar(self, job_id: int) -> QProgressBar | None:
+    def progress(self, job_id: int) -> int | None:
+        """The percentage the job's progress bar shows."""
         item = self._items.get(job_id)
-        return self.tree.itemWidget(item, PROGRESS) if item else None
+        return item.data(PROGRESS, Qt.ItemDataRole.UserRole) if item else None
 
     def cancel_button(self, job_id: int) -> QPushButton | None:
         return self._action_button(job_id, "cancel")
@@ -164,7 +185,8 @@ class JobsPanel(QWidget):
         item = self._items.get(record.id) or self._add_item(record.id)
         item.setText(TITLE, record.title)
         item.setToolTip(TITLE, _record_tooltip(record))
-        self._update(record.id, JobState(record.state), record.progress, record.message or "")
+        message = failure_line(record) or record.message or ""
+        self._update(record.id, JobState(record.state), record.progress, message)
 
     def _update(self, job_id: int, state: JobState, progress: float, message: str) -> None:
         item = self._items.get(job_id) or self._add_item(job_id)
@@ -174,7 +196,7 @@ class JobsPanel(QWidget):
         if message:
             item.setText(MESSAGE, message)
             item.setToolTip(MESSAGE, message)
-        self.tree.itemWidget(item, PROGRESS).setValue(round(100 * progress))
+        item.setData(PROGRESS, Qt.ItemDataRole.UserRole, round(100 * progress))
         self._states[job_id] = state
         self._update_action(item, job_id, state)
 
@@ -196,9 +218,6 @@ class JobsPanel(QWidget):
         item = _JobItem([str(job_id)])
         item.setData(ID, Qt.ItemDataRole.UserRole, job_id)
         self.tree.addTopLevelItem(item)
-        bar = QProgressBar(maximum=100, textVisible=True)
-        bar.setMaximumHeight(self.tree.fontMetrics().height() + 4)
-        self.tree.setItemWidget(item, PROGRESS, bar)
         self._items[job_id] = item
         return item
 
@@ -243,16 +262,97 @@ class JobsPanel(QWidget):
         item = self.tree.currentItem()
         return item.data(ID, Qt.ItemDataRole.UserRole) if item else None
 
+    def _on_job_chosen(self) -> None:
+        with signals_blocked(self.details_button):
+            self.details_button.setChecked(False)  # each job's traceback is asked for anew
+        self._show_log()
+
     def _show_log(self) -> None:
+        """The job's log lines, then for a failure one line that says what went wrong; the
+        traceback of an unexpected failure only with Details."""
         job_id = self._selected_job()
         self.log.clear()
         if job_id is None or self._project is None:
+            self.details_button.hide()
             return
         record = self._project.job(job_id)
-        lines = self._project.job_log(job_id)
-        if record.error:
+        entries = self._project.job_log(job_id)
+        traces = [entry for entry in entries if entry.startswith(_TRACEBACK)]
+        lines = [entry for entry in entries if not entry.startswith(_TRACEBACK)]
+        failure = failure_line(record)
+        if failure:
+            lines.append(failure)
+        elif record.error:  # not failed, yet an error (a result that could not be recorded)
             lines.append(f"error: {record.error}")
+        unexpected = bool(traces) and failure is not None and not is_user_error(record)
+        self.details_button.setVisible(unexpected)
+        if unexpected and self.details_button.isChecked():
+            lines += traces
         self.log.setPlainText("\n".join(lines) if lines else "(no log lines)")
+
+
+class _ProgressDelegate(QStyledItemDelegate):
+    """Paints a job's progress as a bar in its cell. Painted with its row, the bar cannot
+    drift off it, as an item widget does when rows move or change height. Rows are as tall as
+    a button, with or without one, so they keep their height when a Cancel button goes."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._row_height = QPushButton("Run again").sizeHint().height()
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().paint(painter, option, index)  # background and selection
+        value = index.data(Qt.ItemDataRole.UserRole)
+        if value is None:
+            return
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 2, -2, -2)
+        bar.minimum, bar.maximum, bar.progress = 0, 100, value
+        bar.text, bar.textVisible = f"{value}%", True
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        style = option.widget.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(size.width(), max(size.height(), self._row_height))
+
+
+def _error_type(record: JobRecord) -> tuple[str, str]:
+    """A failed job's message split into the exception's type name and its text (the runner
+    writes 'TypeName: text'); ('', message) when it names no type."""
+    name, colon, text = (record.message or "").partition(": ")
+    return (name, text) if colon and name.isidentifier() else ("", record.message or "")
+
+
+def _names_of(bases: tuple[type[BaseException], ...]) -> set[str]:
+    """The names of ``bases`` and of every subclass loaded so far (CorpusError, …)."""
+    names, todo = set(), list(bases)
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+def is_user_error(record: JobRecord) -> bool:
+    """Whether a failed job failed on something its user can put right: bad input, a missing
+    file, no API key, an endpoint that does not answer; not a bug."""
+    return _error_type(record)[0] in _names_of(_USER_ERRORS)
+
+
+def failure_line(record: JobRecord) -> str | None:
+    """The one line that says why a job failed (None when it did not): a user error in its
+    own words, which say what to do; anything else as unexpected."""
+    if record.state != JobState.FAILED.value:
+        return None
+    name, text = _error_type(record)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not is_user_error(record):
+        return f"failed unexpectedly: {name}: {first}" if name else f"failed: {first}"
+    if name == "KeyError" and len(first) > 1 and first[0] == first[-1] and first[0] in "'\"":
+        first = first[1:-1]  # str(KeyError) quotes its text
+    return f"failed: {first}"
 
 
 class _JobItem(QTreeWidgetItem):

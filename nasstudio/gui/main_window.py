@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QPushButton,
     QSplitter,
+    QStyle,
     QToolBar,
 )
 from superqt import QElidingLabel
@@ -35,7 +37,7 @@ from nasstudio.gui import settings
 from nasstudio.gui.browser import BrowserPanel
 from nasstudio.gui.detail import DetailPane
 from nasstudio.gui.dialogs import SampleDialog, TaskDialog, ask_export_target, show_error
-from nasstudio.gui.jobs_panel import JobsPanel
+from nasstudio.gui.jobs_panel import JobsPanel, failure_line
 from nasstudio.gui.llm_actions import install_llm_ui
 from nasstudio.gui.pareto_view import ParetoView
 from nasstudio.gui.session import ProjectSession
@@ -47,9 +49,11 @@ from nasstudio.jobs.files import export_job, import_job
 from nasstudio.jobs.model import JobFunction
 from nasstudio.store import KNOWN_TASKS, Project, SchemaError
 from nasstudio.store.defaults import PROJECT_SUFFIX, data_dir, open_project
-from nasstudio.store.importers import ImportReport, guess_task_name
+from nasstudio.store.importers import ImportReport, counted, guess_task_name
 
 POLL_MS = 500
+FIRST_SIZE = QSize(1400, 900)  # the first window, where the screen has room for it
+_LTR = Qt.LayoutDirection.LeftToRight
 IMPORT_FILTER = (
     "Architecture data (*.jsonl *.jsonl.gz *.csv *.yml *.yaml);;"
     "llmas architectures (*.jsonl *.jsonl.gz);;HAT latency table (*.csv);;"
@@ -78,6 +82,8 @@ class MainWindow(QMainWindow):
         self.train_panel = TrainPanel(self.settings, self.view)
         self.path_label = QElidingLabel(elideMode=Qt.TextElideMode.ElideMiddle)
         self.counts_label = QLabel()
+        self.show_task_button = QPushButton(visible=False)  # offers the task an import filled
+        self._offered_task: str | None = None
         self._build_layout()
         self._build_actions()
         self._build_train_ui()
@@ -111,6 +117,8 @@ class MainWindow(QMainWindow):
         self.jobs_dock = QDockWidget("Jobs", self, objectName="jobs")
         self.jobs_dock.setWidget(self.jobs)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        # A dock on the right (the prompt editor) runs the full height, beside the bottom docks.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
     def _action(
         self, text: str, slot: object, shortcut: QKeySequence | str | None = None, tip: str = ""
@@ -192,6 +200,9 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.path_label.setToolTip("The open project file")
         self.path_label.setMinimumWidth(200)
+        self.show_task_button.setFlat(True)
+        self.show_task_button.clicked.connect(self._show_offered_task)
+        self.statusBar().addPermanentWidget(self.show_task_button)
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.path_label, 1)
 
@@ -208,10 +219,14 @@ class MainWindow(QMainWindow):
         self.train_panel.pick_requested.connect(self.browser.select_random)
 
     def _restore_window(self) -> None:
-        self.resize(1400, 900)
-        self.splitter.setSizes([760, 640])
-        self.left_splitter.setSizes([520, 300])
-        self.resizeDocks([self.jobs_dock], [170], Qt.Orientation.Vertical)
+        screen = self.screen().availableGeometry()
+        size = FIRST_SIZE.boundedTo(screen.size())
+        self.setGeometry(QStyle.alignedRect(_LTR, Qt.AlignmentFlag.AlignCenter, size, screen))
+        self.splitter.setSizes([round(size.width() * 0.54), round(size.width() * 0.46)])
+        self.left_splitter.setSizes([round(size.height() * 0.4), round(size.height() * 0.2)])
+        # Tall enough for the Train panel's corpus choice and a few job rows.
+        dock_height = min(max(round(size.height() * 0.36), 260), 360)
+        self.resizeDocks([self.jobs_dock], [dock_height], Qt.Orientation.Vertical)
         for key, restore in (
             (settings.GEOMETRY, self.restoreGeometry),
             (settings.STATE, self.restoreState),
@@ -337,6 +352,7 @@ class MainWindow(QMainWindow):
 
     def _on_task(self, task: str | None) -> None:
         """The view state's task changed: show it in the combo and load its table."""
+        self.show_task_button.hide()
         if task is not None and task not in self._task_names():
             self._refresh_tasks()
             if self.view.task != task:  # it switched to a followed task meanwhile
@@ -452,19 +468,21 @@ class MainWindow(QMainWindow):
         )
 
     def export_selected_to(self, fmt: str, target: str | Path) -> int | None:
-        """Export the selected architectures of the current task as a job."""
+        """Export the selected architectures of the current task as a job (YAML files named by
+        the Pareto view's cost axis)."""
         ids, task = list(self.view.selection), self.view.task
         if self.session is None or not ids or task is None:
             self._tell("Select architectures in the table first", 5000)
             return None
         return self._submit(
             "export",
-            f"Export {len(ids):,} architectures as {fmt}",
+            f"Export {counted(len(ids), 'architecture')} as {fmt}",
             export_job,
             task=task,
             arch_ids=ids,
             fmt=fmt,
             target=str(target),
+            x=self.view.x_axis,
         )
 
     def start_sampling(self, task: str, count: int, seed: int) -> int | None:
@@ -499,6 +517,7 @@ class MainWindow(QMainWindow):
             return None
 
     def _submit(self, kind: str, title: str, fn: JobFunction, **params: object) -> int:
+        self.jobs_dock.raise_()  # its tab may be behind the Train panel's: show the new row
         return self.session.submit(kind, title, fn, **params)
 
     def _on_job_event(self, event: JobEvent) -> None:
@@ -517,19 +536,39 @@ class MainWindow(QMainWindow):
         reports = [getattr(item, "report", None) for item in items]
         if items and all(isinstance(r, ImportReport) for r in reports):
             added = sum(r.architectures_added for r in reports)
-            self._tell(f"Imported {len(reports)} file(s), {added:,} new architectures")
+            summary = f"Imported {len(reports)} file(s), {added:,} new architectures"
+            self._tell(summary)
+            self._show_imported_task(reports, summary)
         elif items and all(isinstance(item, Path) for item in items):
             self._tell(f"Exported {len(items)} file(s) to {items[0].parent}")
 
+    def _show_imported_task(self, reports: list[ImportReport], summary: str) -> None:
+        """Architectures went into a task that is not shown: switch to it when the shown task
+        has none, else name it in the status bar and offer to switch."""
+        tasks = list(dict.fromkeys(r.task for r in reports if r.architectures_read))
+        if not tasks or self.view.task in tasks:
+            return
+        if self.view.task is None or self.browser.model.total_count() == 0:
+            self.view.task = tasks[0]
+            return
+        self._tell(f"{summary} into task {', '.join(tasks)}; the view shows {self.view.task}")
+        self._offered_task = tasks[0]
+        self.show_task_button.setText(f"Show {tasks[0]}")
+        self.show_task_button.setToolTip(f"Switch the view to task {tasks[0]}")
+        self.show_task_button.show()
+
+    def _show_offered_task(self) -> None:
+        self.view.task = self._offered_task
+
     def _report_job(self, event: JobEvent) -> None:
-        kind = self.project.job(event.job_id).kind
-        name = _JOB_NAMES.get(kind)
+        record = self.project.job(event.job_id)
+        name = _JOB_NAMES.get(record.kind)
         if name is None:
             return
-        if event.state == JobState.FAILED and kind in ("import", "export"):
+        if event.state == JobState.FAILED and record.kind in ("import", "export"):
             show_error(self, f"{name} failed", str(event.payload or event.message))
-        elif event.state != JobState.DONE or kind == "sample":
-            self._tell(f"{name} {event.state.value}: {event.message}")
+        elif event.state != JobState.DONE or record.kind == "sample":
+            self._tell(f"{name}: {failure_line(record) or f'{event.state.value}: {event.message}'}")
 
     # --- user actions with dialogs ------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from nasstudio.search import pareto_front_2d
 PICK_RADIUS_PX = 6
 # Table rows per plot item of a point group: pyqtgraph spends about 3 µs a point on setData.
 CHUNK_ROWS = 2048
+EMPTY_Y_RANGE = (0.0, 1.0)  # the BLEU axis while no point has a BLEU
 # Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
 _PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 _FRONT_COLOR = "#C00000"
@@ -169,7 +170,6 @@ class ParetoView(QWidget):
         self._tip_shown = False
         self.x_combo = QComboBox(toolTip="Cost on the x axis (minimised): latency, GFLOPs, size")
         self.y_combo = QComboBox(toolTip="BLEU on the y axis (maximised): measured or predicted")
-        self.info_label = QLabel()
         self.canvas = pg.GraphicsLayoutWidget()
         self.message = QLabel(alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
         self._build_plots()
@@ -179,6 +179,7 @@ class ParetoView(QWidget):
         view.events.x_axis.connect(self._follow_view_axes)
         view.events.y_axis.connect(self._follow_view_axes)
         view.events.selection.connect(self.highlight)
+        view.events.task.connect(self._on_task)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -232,11 +233,18 @@ class ParetoView(QWidget):
 
     def _layout_widgets(self) -> None:
         row = QHBoxLayout()
+        row.setContentsMargins(8, 0, 0, 0)  # apart from the browser's count beside it
+        for combo in (self.y_combo, self.x_combo):
+            # Long column names must not widen the window: the combo shrinks, its list does not.
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(6)
         row.addWidget(QLabel("BLEU (y)"))
         row.addWidget(self.y_combo, 1)
+        row.addSpacing(6)
         row.addWidget(QLabel("Cost (x)"))
         row.addWidget(self.x_combo, 1)
-        row.addWidget(self.info_label)
         self.message.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.message.setStyleSheet(
             "QLabel { background: rgba(255,255,255,225); color: #333; padding: 12px;"
@@ -286,6 +294,9 @@ class ParetoView(QWidget):
         jitter = (np.arange(x.size) * 0.6180339887) % 1.0  # stable per table row
         self._unscored = self._layer(np.flatnonzero(unscored), x, jitter)
         self._extent.set_range(x[has_x])
+        if not scored.any():
+            # Nothing bounds BLEU: a neutral range, not the one of the previous table.
+            self.plot.getViewBox().setRange(yRange=EMPTY_Y_RANGE, padding=0, disableAutoRange=False)
         self._draw_sources(y_key)
         self._draw_front()
         self._draw_strip(y_key)
@@ -337,6 +348,10 @@ class ParetoView(QWidget):
 
     def export_png(self, path: str | Path) -> None:
         ImageExporter(self.canvas.scene()).export(str(path))
+
+    def _on_task(self, _: object = None) -> None:
+        """Another task: its ranges follow its own data, whatever the user zoomed to before."""
+        self.plot.enableAutoRange()
 
     # --- axes ---------------------------------------------------------------------------------
 
@@ -466,9 +481,11 @@ class ParetoView(QWidget):
     def _set_labels(self, x_key: str | None, y_key: str | None) -> None:
         self.plot.setLabel("bottom", columns.label(x_key) if x_key else "")
         self.plot.setLabel("left", columns.label(y_key) if y_key else "BLEU")
-        self.info_label.setText(
-            f"{self._scored.positions.size:,} points · {self._front.size:,} on the front"
-        )
+        # In the plot's title, where it has the plot's width, not in the crowded row of combos.
+        self.plot.setTitle(self.info_text(), size="9pt", color="#444")
+
+    def info_text(self) -> str:
+        return f"{self._scored.positions.size:,} points · {self._front.size:,} on the front"
 
     def _empty_message(self, x_key: str | None, y_key: str | None) -> str | None:
         if self._table.empty:

@@ -27,7 +27,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -65,6 +64,7 @@ from nasstudio.store import Project
 SPLITTER_KEY = "llm/editor_splitter"
 SECTIONS_SPLITTER_KEY = "llm/editor_sections_splitter"
 REFRESH_MS = 150  # typing pauses this long before the preview is rebuilt
+SECTION_LINES = 6  # each section's editor shows at least this many lines
 DEFAULT_ENTRY = "default"  # the history entry of the task's default prompt
 EDITOR_ENTRY = "editor"  # the diff's "the editor as it is now"
 # The placeholder pattern that Prompt rendering fills (names in braces; other braces stay).
@@ -170,6 +170,8 @@ def _text_edit(tip: str, placeholder: str, mono: bool = False) -> QPlainTextEdit
     if mono:
         edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    margins = 2 * (edit.frameWidth() + edit.document().documentMargin())
+    edit.setMinimumHeight(round(SECTION_LINES * edit.fontMetrics().lineSpacing() + margins))
     return edit
 
 
@@ -224,7 +226,7 @@ class PromptEditor(QWidget):
     def _build_widgets(self) -> None:
         self.task_label = QLabel()
         self.name_edit = QLineEdit(placeholderText="prompt name", toolTip="A name for this prompt")
-        self.name_edit.setMinimumWidth(160)
+        self.name_edit.setMinimumWidth(80)
         self.version_label = QLabel(
             textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse
         )
@@ -233,7 +235,7 @@ class PromptEditor(QWidget):
             "prediction records the version of its prompt"
         )
         self.profile_combo = QComboBox(toolTip="LLM profile for Predict, Evaluate and tokens")
-        self.profile_combo.setMinimumWidth(140)
+        self.profile_combo.setMinimumWidth(90)
         self.settings_button = QToolButton(text="…", toolTip="LLM settings: profiles and keys")
         self.save_button = QPushButton("Save", toolTip="Save as the task's current prompt (Ctrl+S)")
         self.reset_button = QToolButton(text="Reset", toolTip="Revert the editor")
@@ -284,13 +286,14 @@ class PromptEditor(QWidget):
         self.seed_spin = QSpinBox(
             minimum=0, maximum=2**31 - 1, toolTip="Seed of the random strategy"
         )
+        self.seed_spin.setMinimumWidth(80)  # room for seeds in use, not for ten digits
         self.highlighters = [
             PlaceholderHighlighter(edit.document())
             for edit in (self.role_edit, self.instructions_edit, self.definitions_edit)
         ]
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         self.query_label = QLabel(wordWrap=True)
-        self.tokens_label = QLabel()
+        self.tokens_label = QLabel(wordWrap=True)
         self.preview = QPlainTextEdit(readOnly=True, font=mono)
         self.preview.setToolTip("The exact messages sent for the query architecture")
         self._preview_highlighter = MessagesHighlighter(self.preview.document())
@@ -309,7 +312,7 @@ class PromptEditor(QWidget):
         top.addWidget(self.task_label)
         top.addWidget(self.name_edit, 1)
         top.addWidget(self.version_label)
-        top.addSpacing(12)
+        top.addSpacing(6)
         top.addWidget(QLabel("LLM"))
         top.addWidget(self.profile_combo)
         top.addWidget(self.settings_button)
@@ -321,18 +324,20 @@ class PromptEditor(QWidget):
         buttons.addWidget(self.evaluate_button)
         buttons.addWidget(self.ablation_button)
         demos = QWidget()
-        form = QFormLayout(demos)
+        form = QVBoxLayout(demos)
         form.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        for label, widget in (
-            ("k", self.k_spin),
-            ("strategy", self.strategy_combo),
-            ("seed", self.seed_spin),
+        # Two short rows rather than one long one: the editor fits beside the main window's
+        # panels on a 1280 px screen.
+        for fields in (
+            (("k", self.k_spin), ("strategy", self.strategy_combo)),
+            (("seed", self.seed_spin),),
         ):
-            row.addWidget(QLabel(label))
-            row.addWidget(widget)
-        row.addStretch(1)
-        form.addRow(row)
+            row = QHBoxLayout()
+            for label, widget in fields:
+                row.addWidget(QLabel(label))
+                row.addWidget(widget)
+            row.addStretch(1)
+            form.addLayout(row)
         self.sections = QSplitter(Qt.Orientation.Vertical, childrenCollapsible=False)
         self.sections.addWidget(_section("Role (system message)", "", self.role_edit))
         self.sections.addWidget(
@@ -363,7 +368,7 @@ class PromptEditor(QWidget):
         left_layout.addWidget(self.sections, 1)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
-        self.splitter.setSizes([480, 520])
+        self.splitter.setSizes([300, 700])  # the sections wrap; the Evaluation table cannot
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(buttons)
@@ -387,7 +392,7 @@ class PromptEditor(QWidget):
         lower_layout = QVBoxLayout(lower)
         lower_layout.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
-        row.addWidget(QLabel("Diff of the selected version with"))
+        row.addWidget(QLabel("Diff with"))
         row.addWidget(self.compare_combo, 1)
         row.addWidget(self.load_button)
         lower_layout.addLayout(row)

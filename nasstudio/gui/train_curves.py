@@ -3,12 +3,13 @@ one curve per run in the same colour on the three plots, the run's name in the l
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 # What a progress report may carry, and the plot it goes to.
 METRICS = {"train_loss": "Train loss", "valid_loss": "Valid loss", "valid_bleu": "Valid BLEU"}
@@ -32,6 +33,8 @@ class _Run:
 
     def __init__(self, color: QColor, label: str) -> None:
         self.label = label
+        self.color = color
+        self.shown = True
         self.steps: dict[str, list[int]] = {key: [] for key in METRICS}
         self.values: dict[str, list[float]] = {key: [] for key in METRICS}
         pen = pg.mkPen(color, width=2)
@@ -69,14 +72,18 @@ class RunCurves(QWidget):
             if self.plots:
                 plot.setXLink(self.plots["train_loss"])
             self.plots[key] = plot
-        self.legend = self.plots["train_loss"].addLegend(offset=(-5, 5), labelTextColor="k")
-        self.legend.setBrush(pg.mkBrush(255, 255, 255, 210))
+        # Under the plots, not on them: a legend inside a plot covers the curves it names, and
+        # a label wraps its names where a legend in the canvas would push the plots out of it.
+        self.legend = QLabel(wordWrap=True, toolTip="The runs drawn, in their colours")
+        # As wide as the plots, whatever its text: the names wrap, the panel does not widen.
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.canvas.setToolTip(
             "Curves of the runs ticked in the run list; drag to pan, wheel to zoom"
         )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.legend)
 
     def add_run(self, key: int, label: str) -> QColor:
         """A new run with the next colour; returns that colour (for the run list)."""
@@ -85,8 +92,7 @@ class RunCurves(QWidget):
         run = self._runs[key] = _Run(color, label)
         for metric, curve in run.curves.items():
             self.plots[metric].addItem(curve)
-        # The legend is added to by hand (the curves have no name): one entry per run.
-        self.legend.addItem(run.curves["train_loss"], label)
+        self._show_legend()
         return color
 
     def append(self, key: int, reports: Iterable[Mapping[str, object]]) -> None:
@@ -116,14 +122,12 @@ class RunCurves(QWidget):
         run = self._runs[key]
         for curve in run.curves.values():
             curve.setVisible(shown)
-        # A hidden run leaves the legend too, so the legend lists what is drawn.
-        self.legend.removeItem(run.curves["train_loss"])
-        if shown:
-            self.legend.addItem(run.curves["train_loss"], run.label)
+        run.shown = shown  # a hidden run leaves the legend too: it lists what is drawn
+        self._show_legend()
 
     def remove(self, key: int) -> None:
         run = self._runs.pop(key)
-        self.legend.removeItem(run.curves["train_loss"])
+        self._show_legend()
         for metric, curve in run.curves.items():
             self.plots[metric].removeItem(curve)
 
@@ -131,6 +135,15 @@ class RunCurves(QWidget):
         for key in list(self._runs):
             self.remove(key)
         self._colors = 0
+
+    def _show_legend(self) -> None:
+        """Each drawn run's colour and name; names wrap, never break (non-breaking spaces)."""
+        entries = (
+            f"<span style='color:{run.color.name()}'>━━</span>&nbsp;{html.escape(run.label)}"
+            for run in self._runs.values()
+            if run.shown
+        )
+        self.legend.setText("&nbsp;&nbsp; ".join(entries))
 
     def points(self, key: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """The drawn (steps, values) of a run's curve."""

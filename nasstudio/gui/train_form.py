@@ -1,5 +1,7 @@
 """The Train panel's settings: corpus, device, budget and hyperparameters, remembered in
-QSettings. The form builds a corpus spec and ``TrainConfig`` fields; it trains nothing."""
+QSettings. The form builds a corpus spec and ``TrainConfig`` fields; it trains nothing.
+``TrainDialog`` puts the same form before the selected architectures are trained, and says
+why they cannot be yet."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -28,9 +33,12 @@ from PySide6.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from nasstudio.data.corpus import CorpusError
 from nasstudio.data.spec import open_corpus, task_name
 from nasstudio.metrics.latency import HAT_BEAM, HAT_REPEATS, device_name
+from nasstudio.store import Project
 from nasstudio.train.config import TrainConfig
+from nasstudio.train.result_task import result_task_name, why_not_corpus_task
 
 SETTINGS_GROUP = "train"
 DEFAULTS = TrainConfig()
@@ -97,6 +105,10 @@ def _float_spin(
 
 def _combo(items: dict[str, str], current: str, tip: str) -> QComboBox:
     combo = QComboBox(toolTip=tip)
+    # Long choices (a device's name) shrink the combo, not widen the Train panel; its list
+    # shows them whole.
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(8)
     for key, text in items.items():
         combo.addItem(text, key)
     combo.setCurrentIndex(max(combo.findData(current), 0))
@@ -123,11 +135,15 @@ def folder_languages(folder: str | Path) -> list[str]:
 class TrainForm(QWidget):
     """Every choice of the Train panel. Each field is saved to QSettings as it changes."""
 
+    changed = Signal()  # a field changed (and was saved)
+
     def __init__(self, qsettings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._settings = qsettings
         self._saved: dict[str, QWidget] = {}  # settings key -> widget
         self._config: dict[str, QWidget] = {}  # TrainConfig field -> widget
+        self._project: Project | None = None
+        self._task: str | None = None  # the task of the architectures to train
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._corpus_group())
@@ -138,6 +154,7 @@ class TrainForm(QWidget):
         layout.addStretch(1)
         self._restore()
         self._update_corpus_fields()
+        self.changed.connect(self._update_task_label)  # the vocabulary size decides it too
 
     # --- construction -------------------------------------------------------------------------
 
@@ -427,6 +444,37 @@ class TrainForm(QWidget):
         if spec["kind"] != "demo":
             open_corpus(spec)
 
+    def set_source(self, project: Project | None, task: str | None) -> None:
+        """The project and the task whose architectures train: they decide the results' task."""
+        self._project, self._task = project, task
+        self._update_task_label()
+
+    def result_task(self) -> str:
+        """The task that results on the chosen corpus go to (``train.result_task``); raises
+        ValueError when every name it could take belongs to a task of another space or
+        vocabulary."""
+        spec = self.corpus_spec()
+        source = self._project.task(self._task) if self._project and self._task else None
+        if source is None:
+            return task_name(spec)
+        return result_task_name(self._project, source, spec, self.vocab_size())
+
+    def problem(self) -> tuple[str, str] | None:
+        """Why these settings cannot train, as a title and the reason; None when they can."""
+        try:
+            self.check_corpus()
+        except CorpusError as exc:
+            return "Corpus not usable", str(exc)
+        for title, check in (
+            ("No task for the results", self.result_task),
+            ("Training settings not usable", self.config),
+        ):
+            try:
+                check()
+            except ValueError as exc:
+                return title, str(exc)
+        return None
+
     def config(self) -> dict[str, Any]:
         """``TrainConfig`` fields; raises ValueError for a setting TrainConfig refuses."""
         values = {name: _value(widget) for name, widget in self._config.items()}
@@ -491,8 +539,13 @@ class TrainForm(QWidget):
             combo.blockSignals(False)
 
     def _update_task_label(self) -> None:
-        spec = self.corpus_spec()
-        self.task_label.setText(f"Results go to task <b>{task_name(spec)}</b>")
+        try:
+            name = self.result_task()
+        except ValueError as exc:
+            self.task_label.setText(f"No task for the results: {exc}")
+            return
+        why = why_not_corpus_task(self._project, name, self.corpus_spec()) if self._project else ""
+        self.task_label.setText(f"Results go to task <b>{name}</b>" + (f" ({why})" if why else ""))
 
     def _show_ray_address(self) -> None:
         for edit in (self.ray_edit, self.ray_storage_edit):
@@ -523,6 +576,83 @@ class TrainForm(QWidget):
 
     def _store(self, key: str, value: Any) -> None:
         self._settings.setValue(f"{SETTINGS_GROUP}/{key}", value)
+        self.changed.emit()
+
+
+class TrainDialog(QDialog):
+    """Train selected: the Train panel's form (its remembered settings) over the architectures
+    to train. Train stays disabled, with the reason shown, while nothing is selected or the
+    settings cannot train; so no run is queued that would fail at its start."""
+
+    def __init__(
+        self,
+        qsettings: QSettings,
+        project: Project | None,
+        task: str | None,
+        arch_ids: list[str],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Train selected")
+        self.project, self.task, self.arch_ids = project, task, list(arch_ids)
+        self.form = TrainForm(qsettings)
+        self.form.set_source(project, task)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.form)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.form.sizeHint().width() + 24)
+        self.summary = QLabel(self._summary(), wordWrap=True)
+        self.problem_label = QLabel(wordWrap=True)
+        self.problem_label.setStyleSheet("color: #b00020;")
+        self.problem_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.train_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.train_button.setText("Train")
+        self.train_button.setToolTip("Queue one training run per architecture")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.problem_label)
+        layout.addWidget(self.buttons)
+        self.form.changed.connect(self._check)
+        self._check()
+        # Room for the whole form but Advanced, within the screen (1280×800 included).
+        room = self.screen().availableGeometry().size() * 0.9
+        self.resize(min(560, room.width()), min(self.form.sizeHint().height() + 140, room.height()))
+
+    def _summary(self) -> str:
+        count = len(self.arch_ids)
+        if not count:
+            return "No architecture selected."
+        shown = ", ".join(self.arch_ids[:3]) + (" …" if count > 3 else "")
+        return (
+            f"Train <b>{count:,}</b> architecture(s) of task <b>{self.task}</b>, one run each "
+            f"({shown}); runs wait in their device's queue."
+        )
+
+    def problem(self) -> str | None:
+        """Why Train cannot start now, or None."""
+        if self.project is None or self.task is None:
+            return "Open a project with a task first."
+        if not self.arch_ids:
+            return "Select architectures in the table first (or Pick at random in the Train panel)."
+        problem = self.form.problem()
+        return f"{problem[0]}: {problem[1]}" if problem else None
+
+    def _check(self) -> None:
+        problem = self.problem()
+        self.problem_label.setText(problem or "")
+        self.problem_label.setVisible(problem is not None)
+        self.train_button.setEnabled(problem is None)
+
+    def accept(self) -> None:
+        self._check()  # a file may have gone since the last change of the form
+        if self.train_button.isEnabled():
+            super().accept()
 
 
 def _value(widget: QWidget) -> Any:

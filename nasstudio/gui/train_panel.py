@@ -35,17 +35,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from nasstudio.data.corpus import CorpusError
 from nasstudio.data.spec import task_name
 from nasstudio.gui.dialogs import show_error
 from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.train_curves import RunCurves
-from nasstudio.gui.train_form import TrainForm
+from nasstudio.gui.train_form import TrainDialog, TrainForm
 from nasstudio.gui.view_state import ViewState
 from nasstudio.jobs import JobEvent, JobState
 from nasstudio.jobs.latency import latency_job
 from nasstudio.jobs.model import JobFunction
-from nasstudio.jobs.records import CurvePoint
+from nasstudio.jobs.records import CurvePoint, NewArchitectures
 from nasstudio.metrics.latency import device_name
 from nasstudio.store import BLEU_VALID, LATENCY_MS, JobRecord
 from nasstudio.train.job import train_job
@@ -146,6 +145,7 @@ class TrainPanel(QWidget):
         self._build_layout()
         view.events.selection.connect(self._show_selection)
         view.events.task.connect(self._show_selection)
+        view.events.task.connect(self._show_source)
         self._show_selection()
 
     # --- construction -------------------------------------------------------------------------
@@ -158,10 +158,11 @@ class TrainPanel(QWidget):
 
     def _build_actions(self) -> None:
         self.train_action = self._action(
-            "&Train selected",
-            self.train_selected,
+            "&Train selected…",
+            self.open_train_dialog,
             "Ctrl+T",
-            "Train each selected architecture on the corpus; runs wait in their device's queue",
+            "Choose the corpus, device and budget, then train each selected architecture; "
+            "runs wait in their device's queue",
         )
         self.latency_action = self._action(
             "Measure &latency",
@@ -264,7 +265,7 @@ class TrainPanel(QWidget):
     def _restore_splitter(self) -> None:
         state = self._settings.value(SPLITTER_KEY)
         if not (isinstance(state, QByteArray) and self.splitter.restoreState(state)):
-            self.splitter.setSizes([340, 700, 520])
+            self.splitter.setSizes([340, 600, 420])
         self.splitter.splitterMoved.connect(self._save_splitter)
 
     def _save_splitter(self) -> None:
@@ -289,6 +290,7 @@ class TrainPanel(QWidget):
             self._forget(job_id)
         self._session = session
         self._started.clear()
+        self._show_source()
         if session is None:
             return
         session.bridge.job_event.connect(self._on_job_event)
@@ -317,8 +319,25 @@ class TrainPanel(QWidget):
 
     # --- actions ------------------------------------------------------------------------------
 
+    def open_train_dialog(self) -> TrainDialog:
+        """Train selected: the form before the runs, with the panel's settings; Train queues
+        them with the settings chosen there, which the panel then shows too."""
+        project = self._session.project if self._session else None
+        dialog = TrainDialog(
+            self._settings, project, self._view.task, list(self._view.selection), self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._train_from(dialog))
+        dialog.open()
+        return dialog
+
+    def _train_from(self, dialog: TrainDialog) -> None:
+        self.form.set_values(dialog.form.values())
+        self.train_selected()
+
     def train_selected(self) -> list[Run]:
-        """Queue one training per selected architecture; returns the runs."""
+        """Queue one training per selected architecture with the panel's settings; returns
+        the runs."""
         ids = list(self._view.selection)
         if not ids:
             self._tell("Select architectures in the table first (or Pick at random)")
@@ -417,14 +436,11 @@ class TrainPanel(QWidget):
         if self._session is None or self._view.task is None:
             self._tell("Open a project with a task first")
             return None
-        try:
-            self.form.check_corpus()
-            return self.form.corpus_spec(), self.form.config()
-        except CorpusError as exc:
-            self._error("Corpus not usable", str(exc))
-        except ValueError as exc:
-            self._error("Training settings not usable", str(exc))
-        return None
+        problem = self.form.problem()
+        if problem is not None:
+            self._error(*problem)
+            return None
+        return self.form.corpus_spec(), self.form.config()
 
     def _submit(self, kind: str, title: str, fn: JobFunction, **params: Any) -> Run | None:
         """Queue the job in the runner, in its device's queue (or the Ray cluster's)."""
@@ -463,6 +479,10 @@ class TrainPanel(QWidget):
         if run is None or event.kind == "log":
             return
         point = event.payload
+        if event.kind == "partial" and isinstance(point, list):
+            # The task the run's results go to, as the run decided it.
+            tasks = [r.task for r in point if isinstance(r, NewArchitectures)]
+            run.result_task = tasks[0] if tasks else run.result_task
         if event.kind == "partial" and isinstance(point, CurvePoint) and run.job_id in self._loaded:
             report = {**point.values, "step": point.step}
             self.curves.append(run.job_id, [report])
@@ -605,6 +625,11 @@ class TrainPanel(QWidget):
         task = self._view.task or "no task"
         count = len(self._view.selection)
         self.selection_label.setText(f"<b>{count:,}</b> architecture(s) selected in {task}")
+
+    def _show_source(self, _: object = None) -> None:
+        """The form names the task results go to, which the shown task decides."""
+        project = self._session.project if self._session else None
+        self.form.set_source(project, self._view.task)
 
     def _show_dock(self) -> None:
         dock = self.parentWidget()

@@ -143,3 +143,16 @@ def test_a_table_with_changed_and_added_rows_updates_them_in_place(browser, tabl
     with qtbot.waitSignal(browser.model.modelReset):
         browser.set_table(newer.assign(bleu_test=1.0))
     assert browser.visible_count() == 31
+
+
+def test_a_reload_without_the_sort_column_keeps_the_rows_and_updates_them(browser, table):
+    # Sorted by a prediction column, then the task is reloaded without it (another task, or
+    # the predictions deleted): the rows stay in table order and later reloads still apply.
+    browser.set_table(table.assign(**{"pred:bleu_valid@X": np.arange(len(table), 0, -1.0)}))
+    browser.view.sortByColumn(
+        browser.model.column_of("pred:bleu_valid@X"), Qt.SortOrder.AscendingOrder
+    )
+    browser.set_table(table)
+    browser.set_table(table.assign(gflops=table["gflops"] + 1.0))
+    assert shown_ids(browser) == list(table.index)
+    assert shown_values(browser, "gflops") == pytest.approx(list(table["gflops"] + 1.0))

@@ -77,7 +77,7 @@ def test_selecting_rows_highlights_points(window):
 def test_sampling_shows_progress_and_results_in_both_views(window, qtbot):
     job_id = window.start_sampling("demo", 120, seed=11)
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
-    assert window.jobs.progress_bar(job_id).value() == 100
+    assert window.jobs.progress(job_id) == 100
     assert window.jobs.cancel_button(job_id) is None
     total = FIXTURE_ARCHS + 120
     qtbot.waitUntil(lambda: window.browser.model.rowCount() == total, timeout=5000)
@@ -90,7 +90,7 @@ def test_sampling_shows_progress_and_results_in_both_views(window, qtbot):
 def test_cancelling_a_large_sampling_job_keeps_what_it_sampled(window, qtbot, project_path):
     job_id = window.start_sampling("demo", 200_000, seed=5)
     qtbot.waitUntil(lambda: window.browser.model.rowCount() > FIXTURE_ARCHS, timeout=10_000)
-    assert window.jobs.progress_bar(job_id) is not None
+    assert window.jobs.progress(job_id) is not None
     qtbot.mouseClick(window.jobs.cancel_button(job_id), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.CANCELLED, timeout=2000)
     stored = window.project.count_architectures("demo")
@@ -128,10 +128,16 @@ def test_export_selected_writes_files(window, qtbot, tmp_path):
     job_id = window.export_selected_to("json", target)
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=5000)
     assert sorted(r["id"] for r in json.loads(target.read_text())) == sorted(chosen)
+    # YAML files are named by the cost on the Pareto view's x axis, here the parameter count.
+    window.pareto.x_combo.setCurrentIndex(window.pareto.x_combo.findData("params"))
     folder = tmp_path / "yaml"
     job_id = window.export_selected_to("yaml", folder)
     qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=5000)
-    assert len(list(folder.glob("*.yml"))) == 2
+    table = window.project.table("demo")
+    assert sorted(p.name for p in folder.glob("*.yml")) == sorted(
+        f"demo@{table.at[i, 'params'] / 1e6:.1f}Mparams_bleu@{table.at[i, 'bleu_valid']:.2f}.yml"
+        for i in chosen
+    )
 
 
 def test_choices_persist_between_windows(qtbot, project_path):
@@ -213,7 +219,7 @@ def test_progress_alone_reloads_no_table(window, qtbot, monkeypatch):
     with qtbot.assertNotEmitted(window.session.loader.loaded, wait=2 * POLL_MS):
         job_id = window.session.submit("test", "Progress only", progress_only_job)
         qtbot.waitUntil(lambda: window.jobs.state(job_id) == JobState.DONE, timeout=10_000)
-        assert window.jobs.progress_bar(job_id).value() == 100
+        assert window.jobs.progress(job_id) == 100
     assert asked == []
 
 
@@ -253,3 +259,51 @@ def test_a_killed_worker_fails_its_job_and_the_window_and_next_job_carry_on(wind
     qtbot.waitUntil(lambda: window.jobs.state(after) == JobState.DONE, timeout=60_000)
     sampled = window.start_sampling("demo", 5, seed=9)  # the window still takes work
     qtbot.waitUntil(lambda: window.jobs.state(sampled) == JobState.DONE, timeout=10_000)
+
+
+def click_job(window, job_id: int, qtbot) -> str:
+    """Click the job's row in the Jobs panel; returns the log pane's text."""
+    window.jobs_dock.raise_()  # the Jobs tab, in front of the Train panel's
+    tree = window.jobs.tree
+    item = next(
+        tree.topLevelItem(i)
+        for i in range(tree.topLevelItemCount())
+        if tree.topLevelItem(i).text(0) == str(job_id)
+    )
+    tree.scrollToItem(item)
+    qtbot.waitUntil(tree.isVisible, timeout=5000)
+    qtbot.mouseClick(
+        tree.viewport(), Qt.MouseButton.LeftButton, pos=tree.visualItemRect(item).center()
+    )
+    assert tree.currentItem() is item
+    return window.jobs.log.toPlainText()
+
+
+def test_a_user_error_is_one_line_and_a_bugs_traceback_waits_behind_details(window, qtbot):
+    from tests import jobfns
+
+    jobs = window.jobs
+    # The user's mistake: sampling into a task the project does not have.
+    told = []  # the status bar's messages (a mouse moving over a tool tip clears one)
+    window.statusBar().messageChanged.connect(told.append)
+    mistake = window.start_sampling("nosuch", 10, seed=1)
+    qtbot.waitUntil(lambda: jobs.state(mistake) == JobState.FAILED, timeout=10_000)
+    assert "Sampling: failed: no task 'nosuch' in the project" in told
+    log = click_job(window, mistake, qtbot)
+    assert log.splitlines()[-1] == "failed: no task 'nosuch' in the project"
+    assert "Traceback" not in log and not jobs.details_button.isVisible()
+    assert jobs.tree.currentItem().text(4) == "failed: no task 'nosuch' in the project"
+    # A bug: one line too, its traceback one click away.
+    bug = window.session.submit(
+        "test", "Buggy", jobfns.failing_job, executor="thread", message="boom"
+    )
+    qtbot.waitUntil(lambda: jobs.state(bug) == JobState.FAILED, timeout=10_000)
+    log = click_job(window, bug, qtbot)
+    assert log.splitlines()[-1] == "failed unexpectedly: RuntimeError: boom"
+    assert "Traceback" not in log and jobs.details_button.isVisible()
+    qtbot.mouseClick(jobs.details_button, Qt.MouseButton.LeftButton)
+    log = jobs.log.toPlainText()
+    assert "Traceback (most recent call last):" in log and "raise RuntimeError(message)" in log
+    # Another job's log starts without its details again.
+    assert "Traceback" not in click_job(window, mistake, qtbot)
+    assert "Traceback" not in click_job(window, bug, qtbot)

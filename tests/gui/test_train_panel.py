@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from nasstudio.gui import columns
 from nasstudio.gui.main_window import MainWindow
+from nasstudio.gui.train_form import TrainDialog
 from nasstudio.jobs import JobState
-from nasstudio.store import Project
+from nasstudio.space import get_space
+from nasstudio.store import KNOWN_TASKS, Project
 from nasstudio.store.owners import JobOwner
 from nasstudio.train.job import checkpoint_dir
 from tests.gui.conftest import FIXTURE_ARCHS
@@ -32,6 +33,13 @@ TINY = {
     "config/max_tokens": 2048,
     "config/warmup_steps": 10,
     "config/max_len": 32,  # an untrained model decodes to max_len: keep the BLEU passes short
+}
+# A model of HAT's WMT space is large for a CPU: few steps, short sentences, small batches.
+TINY_WMT = {
+    "budget/max_steps": 2,
+    "config/eval_every": 2,
+    "config/max_tokens": 512,
+    "config/max_len": 12,
 }
 TRAINING_S = 90_000  # ms: generous, for a loaded 2-core machine
 
@@ -65,7 +73,11 @@ def test_training_from_the_panel_draws_curves_and_reaches_the_pareto_view(window
     window.session.runner.slots["cpu"] = 2  # both at once: the test waits less
     arch_ids = smallest_unscored(window, 2)
     window.browser.select_ids(arch_ids)
-    panel.train_action.trigger()
+    panel.train_action.trigger()  # Train selected…: the form first, with the panel's settings
+    dialog = window.findChild(TrainDialog)
+    assert dialog.isVisible() and dialog.form.values() == panel.form.values()
+    assert panel.run_list() == []
+    qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
     first, second = panel.run_list()
     assert sorted(r.label for r in panel.run_list()) == sorted(arch_ids)
     qtbot.waitUntil(
@@ -200,23 +212,79 @@ def test_supernet_training_has_the_same_live_view(window, qtbot):
         assert panel.curves.points(run.job_id, metric)[0].tolist() == [5, 10]
 
 
-def test_a_corpus_folder_without_files_says_what_is_missing(window, qtbot, tmp_path):
+def open_train_dialog(window, qtbot) -> TrainDialog:
+    """Train selected… with its shortcut, as a user opens it."""
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    [dialog] = [d for d in window.findChildren(TrainDialog) if d.isVisible()]
+    return dialog
+
+
+def test_train_selected_says_why_not_before_any_run_starts(window, qtbot, tmp_path):
     panel = window.train_panel
+    window.browser.select_ids([])
+    dialog = open_train_dialog(window, qtbot)
+    assert "Select architectures in the table first" in dialog.problem_label.text()
+    assert dialog.problem_label.isVisible() and not dialog.train_button.isEnabled()
+    dialog.reject()
+    # A corpus folder without the files of the chosen languages.
     folder = tmp_path / "corpus"
     folder.mkdir()
     (folder / "train.fr").write_text("bonjour\n")
-    panel.form.set_values({"corpus/kind": "folder", "corpus/path": str(folder)})
-    assert panel.form.src_combo.findText("fr") >= 0  # languages found in the folder
-    panel.form.set_values({"corpus/src": "fr", "corpus/tgt": "en"})
-    assert "corpus-fren" in panel.form.task_label.text()
     window.browser.select_ids(smallest_unscored(window, 1))
-    assert panel.train_selected() == []
-    box = next(b for b in window.findChildren(QMessageBox) if b.isVisible())
-    assert box.windowTitle() == "Corpus not usable"
-    assert f"{folder / 'train.en'}[.gz]: file not found" in box.text()
-    box.close()
-    assert panel.run_list() == []
+    dialog = open_train_dialog(window, qtbot)
+    form = dialog.form
+    form.corpus_combo.setCurrentIndex(form.corpus_combo.findData("folder"))
+    qtbot.keyClicks(form.path_edit, str(folder))
+    qtbot.keyClick(form.path_edit, Qt.Key.Key_Return)
+    assert form.src_combo.findText("fr") >= 0  # languages found in the folder
+    form.src_combo.setCurrentText("fr")
+    form.tgt_combo.setCurrentText("en")
+    assert "corpus-fren" in form.task_label.text()
+    assert dialog.problem_label.text().startswith("Corpus not usable: ")
+    assert f"{folder / 'train.en'}[.gz]: file not found" in dialog.problem_label.text()
+    assert not dialog.train_button.isEnabled()
+    qtbot.keyClick(dialog, Qt.Key.Key_Return)  # Enter does not start it either
+    assert dialog.isVisible()
+    # Back to the demo corpus: nothing stands in the way any more.
+    form.corpus_combo.setCurrentIndex(form.corpus_combo.findData("demo"))
+    assert dialog.train_button.isEnabled() and not dialog.problem_label.isVisible()
+    dialog.reject()
+    assert panel.run_list() == [] and window.project.jobs() == []
     assert window.project.count_architectures() == FIXTURE_ARCHS
+
+
+def test_a_wmt_architecture_trains_on_the_synthetic_corpus_from_the_form(
+    window, qtbot, project_path
+):
+    """Any architecture trains on any corpus the form offers: here one of HAT's WMT space,
+    its results in a task whose space and vocabulary agree with the corpus."""
+    with Project(project_path) as project:
+        task = project.ensure_task(KNOWN_TASKS["wmt14ende"])
+        archs = get_space(task.space).sample_many(20, seed=4)
+        project.add_architectures(task.name, archs, origin="test")
+        arch_id = project.table(task.name)["gflops"].astype(float).idxmin()
+    # The window finds the other writer's task by its poll.
+    qtbot.waitUntil(lambda: window.task_combo.findData("wmt14ende") >= 0, timeout=5000)
+    window.task_combo.setCurrentIndex(window.task_combo.findData("wmt14ende"))
+    qtbot.waitUntil(lambda: window.browser.model.total_count() == 20, timeout=5000)
+    window.browser.select_ids([arch_id])
+    panel = window.train_panel
+    dialog = open_train_dialog(window, qtbot)
+    dialog.form.set_values({**TINY, **TINY_WMT})
+    assert "wmt14ende" in dialog.summary.text()
+    said = dialog.form.task_label.text()  # where the form says the results go
+    qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
+    [run] = panel.run_list()
+    assert panel.form.values()["budget/max_steps"] == 2  # the panel keeps the form's choices
+    qtbot.waitUntil(lambda: run.finished, timeout=3 * TRAINING_S)
+    record = window.project.job(run.job_id)
+    assert run.state == JobState.DONE.value, f"{record.message}\n{record.error}"
+    result = window.project.task(run.result_task)
+    assert result.space == "hat-wmt" and f"<b>{result.name}</b>" in said
+    assert window.project.table(result.name).loc[arch_id, "bleu_valid"] >= 0
+    qtbot.waitUntil(lambda: window.current_task() == result.name, timeout=5000)  # followed
 
 
 def test_choices_persist_between_panels(qtbot, tmp_path):
