@@ -9,21 +9,10 @@ import pytest
 import torch
 
 from nasstudio.model import TransformerMT
-from nasstudio.space import Architecture
 from nasstudio.train.config import TrainConfig
 from nasstudio.train.trainer import EvalSet, Trainer
+from tests.test_train import TINY
 
-TINY = Architecture(
-    encoder_embed_dim=64,
-    decoder_embed_dim=64,
-    encoder_ffn_dims=(128,),
-    encoder_heads=(4,),
-    decoder_ffn_dims=(128,),
-    decoder_heads=(4,),
-    decoder_cross_heads=(4,),
-    decoder_arbitrary_attn=(-1,),
-    qkv_dim=128,
-)
 META = {"arch": TINY.id, "corpus": "test"}
 
 
