@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from nasstudio.cli import main
+from nasstudio.predict.llm.client import UNREACHABLE_AFTER
 from nasstudio.store import Project
 from tests.conftest import require_refdata
 from tests.llm_server import (
@@ -208,8 +209,9 @@ def test_predict_llm_against_a_server_that_is_down_stops_with_one_message(capsys
     last = err.strip().splitlines()[-1]
     assert last.startswith("nasstudio: error: LLM-PP predictions with m@127.0.0.1:")
     assert f"cannot reach {base_url}: Connection refused; is the server running?" in last
-    # a few failures reported, not one per architecture
-    assert err.count("no prediction") < 5
+    # A few failures reported, not one per architecture: the streak that took the endpoint
+    # down, plus the requests already in flight beside it (concurrency 4).
+    assert err.count("no prediction") <= UNREACHABLE_AFTER + 3
     with Project(project_path) as project:
         (job,) = project.jobs()
         assert job.state == "failed"

@@ -100,7 +100,8 @@ def llmas_files(draw) -> bytes:
         lines = record["scratch"].get("arch_info")
         if part == "arch_info" and isinstance(lines, list) and lines:
             at = draw(st.integers(min_value=0, max_value=len(lines) - 1))
-            lines[at] = f"{lines[at].split(':')[0]}: {draw(value_texts)}"
+            # str(): an earlier draw may have replaced the lines by any JSON value
+            lines[at] = f"{str(lines[at]).split(':')[0]}: {draw(value_texts)}"
         elif part != "arch_info" and record[part]:
             key = draw(st.sampled_from(sorted(record[part])))
             if draw(st.booleans()):
