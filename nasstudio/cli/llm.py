@@ -116,6 +116,21 @@ def cmd_prompt_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prompt_render_llmas(args: argparse.Namespace) -> int:
+    from nasstudio.predict.llm.llmas import render_files
+
+    prompt = render_files(
+        args.template, args.demos, args.query, args.index, tuple(args.examples), args.seed
+    )
+    if args.json:
+        data = {"messages": prompt.messages, "example_line_indices": prompt.example_line_indices}
+        print(json.dumps(data, indent=1, ensure_ascii=False))
+        return 0
+    # Exactly the message, no newline after its final "BLEU: ": "> file" keeps it byte for byte.
+    print(prompt.content, end="")
+    return 0
+
+
 def cmd_predict_llm(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -288,7 +303,7 @@ def _add_llm_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
-    """``prompt show|render``, ``predict llm`` and ``evaluate``."""
+    """``prompt show|render|render-llmas``, ``predict llm`` and ``evaluate``."""
     p = add("prompt", None, "show the LLM-PP prompt of a task, or render it for an architecture")
     actions = p.add_subparsers(dest="prompt_command", metavar="ACTION", required=True)
     q = actions.add_parser(
@@ -310,6 +325,43 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
     q.add_argument("arch_id", help="architecture id (see 'nasstudio list')")
     _add_prompt_options(q)
     q.add_argument("--json", action="store_true", help="machine-readable output")
+    q = actions.add_parser(
+        "render-llmas",
+        help="the exact user message llmas's gpt_scorer.py sends for one test architecture",
+        description="Print exactly the one user message llmas sends for line INDEX (0-based) of "
+        "the test file: the template with task examples drawn with the seed and the first 10 "
+        "demonstrations in file order, then the test architecture ending in 'BLEU: ' (printed "
+        "without a final newline).",
+    )
+    q.set_defaults(handler=cmd_prompt_render_llmas)
+    q.add_argument(
+        "template",
+        metavar="TEMPLATE",
+        help="an llmas template file, e.g. gpt_scorer_concentrate_statement",
+    )
+    q.add_argument(
+        "--demos",
+        required=True,
+        metavar="TRAIN_JSONL",
+        help="a seed's train.jsonl (its first 10 are shown)",
+    )
+    q.add_argument("--query", required=True, metavar="TEST_JSONL", help="a seed's test.jsonl")
+    q.add_argument(
+        "--index", type=int, required=True, metavar="I", help="0-based line of the test file"
+    )
+    q.add_argument(
+        "--examples",
+        nargs=2,
+        required=True,
+        metavar=("SOURCE", "TARGET"),
+        help="line-aligned corpus files (plain or .gz) the 5 task examples are drawn from",
+    )
+    q.add_argument(
+        "--seed", type=int, required=True, metavar="S", help="llmas's seed (123, 456 or 789)"
+    )
+    q.add_argument(
+        "--json", action="store_true", help="the messages and the example lines drawn, as JSON"
+    )
 
     p = add("predict", None, "predict BLEU of architectures (predictors: llm)")
     kinds = p.add_subparsers(dest="predictor_kind", metavar="PREDICTOR", required=True)

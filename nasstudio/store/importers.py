@@ -118,7 +118,7 @@ def guess_task_name(path: Path) -> str:
     return path.parent.name if stem in ("train", "test", "valid") else stem
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+def read_text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """The file's lines (gzip-compressed if named .gz), numbered from 1, decoded as UTF-8."""
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
@@ -287,7 +287,7 @@ def read_llmas(
     spec = task_for(task or guess_task_name(path), vocab_size)
     records = [
         _parse_llmas_line(text, path, line, spec.space)
-        for line, text in _read_lines(path)
+        for line, text in read_text_lines(path)
         if text.strip()
     ]
     if not records:
@@ -384,7 +384,7 @@ def read_hat_latency(
             "the file name does not say which task it belongs to"
             " (HAT names it <task>_<device>.csv)",
         )
-    reader = csv.reader(text for _, text in _read_lines(path))
+    reader = csv.reader(text for _, text in read_text_lines(path))
     try:
         rows = _latency_rows(reader, path)
     except csv.Error as exc:

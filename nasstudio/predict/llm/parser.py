@@ -74,6 +74,22 @@ def parse_bleu(
     )
 
 
+def parse_llmas_answer(text: str) -> ParsedAnswer:
+    """llmas's answer rule: the first whitespace-separated token read as a Python float, else
+    nothing (llmas then sends the prompt again). Unlike llmas, "nan" and "inf" are refused:
+    a prediction must be a number."""
+    tokens = text.split()
+    if not tokens:
+        return ParsedAnswer(text, None, "the answer is empty")
+    try:
+        value = _to_float(tokens[0])
+    except ValueError:
+        value = None
+    if value is None:
+        return ParsedAnswer(text, None, f"the answer does not start with a number {_excerpt(text)}")
+    return ParsedAnswer(text, value)
+
+
 def numbers_in(text: str) -> frozenset[float]:
     """Every number of ``text`` (an architecture's lines: what an answer must not echo)."""
     return frozenset(v for v in map(_to_float, _NUMBER.findall(text)) if v is not None)

@@ -231,12 +231,16 @@ def _substitute(text: str, values: Mapping[str, str], where: str) -> str:
 
 
 def format_arch(item: Demonstration) -> str:
-    """HAT keys as ``key: value`` lines, then ``GFLOPS: x.x`` and ``BLEU: yy.yy`` (or ``BLEU: ``
-    for a query, which the model completes)."""
+    """HAT keys as ``key: value`` lines, then its GFLOPS and BLEU lines (see ``arch_text``)."""
     lines = [f"{key}: {json.dumps(value)}" for key, value in to_hat_config(item.arch).items()]
-    lines.append(f"GFLOPS: {item.gflops:.1f}")
-    lines.append("BLEU: " if item.bleu is None else f"BLEU: {item.bleu:.2f}")
-    return "\n".join(lines)
+    return arch_text(lines, item.gflops, item.bleu)
+
+
+def arch_text(config_lines: Sequence[str], gflops: float, bleu: float | None) -> str:
+    """An architecture's lines, then ``GFLOPS: x.x`` and ``BLEU: yy.yy`` (or ``BLEU: `` for a
+    query, which the model completes): llmas's layout, shared by the project's prompts."""
+    bleu_line = "BLEU: " if bleu is None else f"BLEU: {bleu:.2f}"
+    return "\n".join([*config_lines, f"GFLOPS: {gflops:.1f}", bleu_line])
 
 
 def select_demonstrations(
