@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from nasstudio.cli import main
-from nasstudio.store import JobOwner, Project
+from nasstudio.store import JobOwner, Project, SchemaError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,11 +50,12 @@ def test_a_job_whose_process_died_is_listed_as_interrupted(capsys, tmp_path):
 
 
 def running_jobs(path):
-    """The running jobs of a project another process may be creating right now."""
+    """The running jobs of a project another process may be creating right now (its schema
+    may not be written yet)."""
     try:
         with Project(path, readonly=True) as project:
             return project.jobs(("running",))
-    except (OSError, sqlite3.Error):
+    except (OSError, sqlite3.Error, SchemaError):
         return []
 
 
