@@ -81,7 +81,8 @@ def query_config(messages: list[dict[str, str]]) -> dict[str, Any]:
 class FakeLLMServer:
     """Configure by attributes: ``delay`` (seconds per answer), ``faults`` (a queue of HTTP
     status codes, answer texts, ``RawBody`` or ``DROP`` served before normal answers),
-    ``reply`` (a function of the messages returning the answer text)."""
+    ``reply`` (a function of the messages returning the answer text; ``reply_in_turn`` scripts
+    answers per query)."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
@@ -294,3 +295,18 @@ def reply_by_architecture(answers) -> Callable[[list[dict[str, str]]], str]:
         json.dumps(_config(to_arch_info(a)), sort_keys=True): text for a, text in answers.items()
     }
     return lambda messages: by_config[json.dumps(query_config(messages), sort_keys=True)]
+
+
+def reply_in_turn(*texts: str) -> Callable[[list[dict[str, str]]], str]:
+    """A ``reply`` that answers each distinct query ``texts`` in turn, the last one from then on
+    (e.g. a chatty answer first, then a number), whatever order concurrent queries come in."""
+    asked: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        query = json.dumps(messages, sort_keys=True)
+        with lock:
+            turn = asked[query] = asked.get(query, -1) + 1
+        return texts[min(turn, len(texts) - 1)]
+
+    return reply

@@ -239,7 +239,7 @@ def copy_model() -> TransformerMT:
     model = TransformerMT(arch, 13, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
-    for _ in range(300):
+    for _ in range(400):
         src, tgt_in, tgt_out = copy_batch(g, 64, model.vocab_size)
         loss = token_cross_entropy(model(src, tgt_in), tgt_out, PAD)
         optimizer.zero_grad()

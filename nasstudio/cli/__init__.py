@@ -14,7 +14,7 @@ from nasstudio.cli.common import EXECUTION, PROJECT_ENV, CliError, add_execution
 from nasstudio.cli.jobs import add_job_commands
 from nasstudio.cli.llm import add_llm_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
-from nasstudio.cli.train import add_training_commands
+from nasstudio.cli.train import add_training_commands, add_translate_command
 from nasstudio.store import SchemaError
 from nasstudio.store.defaults import default_project_path
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_commands(add)
     add_llm_commands(add, common)
     add_training_commands(add, common)
+    add_translate_command(add)
     add_job_commands(add)
     return parser
 

@@ -26,6 +26,21 @@ def _llm_profile(args: argparse.Namespace, required: bool):
     from nasstudio.predict.llm import LLMProfile, ProfileStore
     from nasstudio.predict.llm.client import OPENAI_BASE_URL
 
+    overrides = _profile_overrides(args)
+    if args.profile:
+        return replace(ProfileStore(args.profiles).get(args.profile), **overrides)
+    if "base_url" in overrides or "model" in overrides:
+        if "model" not in overrides:
+            raise CliError("--base-url needs --model (the model name the endpoint serves)")
+        base_url = overrides.get("base_url", OPENAI_BASE_URL)
+        return LLMProfile(name=urlparse(base_url).netloc or "custom", **overrides)
+    if required:
+        raise CliError("say which LLM with --profile NAME, or --base-url URL and --model NAME")
+    return None
+
+
+def _profile_overrides(args: argparse.Namespace) -> dict:
+    """The profile fields set by flags."""
     overrides = {
         name: getattr(args, name)
         for name in (
@@ -39,34 +54,37 @@ def _llm_profile(args: argparse.Namespace, required: bool):
             "price_input_per_1k",
             "price_output_per_1k",
             "api_key_env",
+            "decoding",
         )
         if getattr(args, name) is not None
     }
     if args.send_key_to_custom_url:
         overrides["send_key_to_custom_url"] = True
-    if args.profile:
-        return replace(ProfileStore(args.profiles).get(args.profile), **overrides)
-    if "base_url" in overrides or "model" in overrides:
-        if "model" not in overrides:
-            raise CliError("--base-url needs --model (the model name the endpoint serves)")
-        base_url = overrides.get("base_url", OPENAI_BASE_URL)
-        return LLMProfile(name=urlparse(base_url).netloc or "custom", **overrides)
-    if required:
-        raise CliError("say which LLM with --profile NAME, or --base-url URL and --model NAME")
-    return None
+    return overrides
 
 
-def _llm_prompt(project: Project, task: str, args: argparse.Namespace, default=None):
+def _llm_prompt(
+    project: Project, task: str, args: argparse.Namespace, default=None, filled: bool = True
+):
     """The task's current prompt (or --prompt-version, or ``default`` for a task the project
-    does not have yet), with demonstration and example flags."""
+    does not have yet), with demonstration and example flags. An llmas prompt is ``filled``
+    with its task-example corpus (--examples) and seed."""
     from dataclasses import replace
 
+    from nasstudio.predict.llm.llmas import LlmasTemplate
     from nasstudio.predict.llm.prompt import current_prompt, load_prompt, read_example_pairs
 
     prompt = load_prompt(project, args.prompt_version) if args.prompt_version else None
     prompt = prompt or default or current_prompt(project, task)
     if prompt.task != task:
         raise CliError(f"prompt {args.prompt_version} belongs to task '{prompt.task}', not {task}")
+    if isinstance(prompt, LlmasTemplate):
+        if args.k is not None or args.strategy is not None:
+            raise CliError(
+                f"--k and --strategy do not apply to the llmas prompt {prompt.name}: it shows "
+                "the first 10 demonstrations of the pool in order (restrict it with --demos)"
+            )
+        return _filled_llmas(prompt, args) if filled else prompt
     demos = {k: getattr(args, k) for k in ("k", "strategy", "seed") if getattr(args, k) is not None}
     if demos:
         prompt = prompt.with_sections(
@@ -77,14 +95,65 @@ def _llm_prompt(project: Project, task: str, args: argparse.Namespace, default=N
     return prompt
 
 
+def _task_examples(args: argparse.Namespace):
+    from nasstudio.predict.llm.llmas import TaskExamples
+
+    return TaskExamples(*map(str, args.examples)) if args.examples else None
+
+
+def _filled_llmas(template, args: argparse.Namespace):
+    """An llmas template with the task-example corpus and seed its predictions draw with."""
+    examples = _task_examples(args)
+    if examples is None:
+        raise CliError(
+            f"the llmas prompt {template.name} shows 5 task examples drawn from a parallel "
+            "corpus: give its source and target files with --examples SOURCE TARGET"
+        )
+    return template.filled_with(examples, args.seed or 0)
+
+
+def _demo_ids(args: argparse.Namespace, task) -> list[str] | None:
+    """The demonstration pool's ids from --demo-ids or --demos, None when neither is given."""
+    from nasstudio.predict.llm.llmas import train_file_ids
+
+    if args.demo_ids is not None:
+        return [i.strip() for i in args.demo_ids.split(",") if i.strip()]
+    if args.demos is not None:
+        return train_file_ids(args.demos, task)
+    return None
+
+
+def cmd_prompt_import_llmas(args: argparse.Namespace) -> int:
+    from nasstudio.predict.llm.llmas import import_templates
+
+    project = open_from_args(args)
+    summary = import_templates(project, args.folder, args.task)
+    if args.json:
+        data = {
+            "imported": [
+                {"name": t.name, "task": t.task, "version": t.version, "new": new}
+                for t, new in summary.imported
+            ],
+            "skipped": [{"file": name, "why": why} for name, why in summary.skipped],
+        }
+        print(json.dumps(data, indent=1))
+        return 0
+    print(f"imported {summary.describe()}")
+    return 0
+
+
 def cmd_prompt_show(args: argparse.Namespace) -> int:
     project = open_from_args(args)
     task = resolve_task(project, args.task)
-    prompt = _llm_prompt(project, task, args)
-    rendered = prompt.render_sections()
+    prompt = _llm_prompt(project, task, args, filled=False)
     if args.json:
         print(json.dumps({"version": prompt.version, **prompt.to_json()}, indent=1))
         return 0
+    if not hasattr(prompt, "render_sections"):  # an llmas template: its text is the prompt
+        print(f"llmas prompt {prompt.version} ({prompt.name}) for task {task}\n")
+        print(prompt.template)
+        return 0
+    rendered = prompt.render_sections()
     settings = rendered.demonstrations
     print(f"prompt {prompt.version} ({prompt.name}) for task {task}\n")
     print(f"== role (system message)\n{rendered.system}\n")
@@ -107,7 +176,9 @@ def cmd_prompt_render(args: argparse.Namespace) -> int:
     prompt = _llm_prompt(project, task, args)
     known = TaskArchitectures.load(project, task)
     (query,) = known.queries([args.arch_id])
-    messages = prompt.messages(query, known.demonstrations())
+    demo_ids = _demo_ids(args, project.task(task))
+    pool = known.demonstrations() if demo_ids is None else known.restricted_pool(demo_ids)
+    messages = prompt.messages(query, pool)
     if args.json:
         print(json.dumps({"version": prompt.version, "messages": messages}, indent=1))
         return 0
@@ -135,6 +206,7 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from nasstudio.predict.llm import llm_predict_job
+    from nasstudio.predict.llm.job import asked_again_note
 
     _check_executor()
     project = open_from_args(args)
@@ -142,6 +214,7 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
     profile = _llm_profile(args, required=True)
     prompt = _llm_prompt(project, task, args)
     ids = args.ids or [a.id for a in project.architectures(task)]
+    demo_ids = _demo_ids(args, project.task(task))
     summary = run_job(
         project,
         "predict-llm",
@@ -152,6 +225,7 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
         profile=profile,
         prompt=prompt,
         samples=args.samples,
+        demo_ids=demo_ids,
         cache_path=args.cache,
         use_cache=not args.no_cache,
     )
@@ -169,14 +243,14 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
     print(
         f"{usage.requests} requests ({usage.retries} retries), {usage.cache_hits} answers from "
         f"the cache, {usage.input_tokens} input and {usage.output_tokens} output tokens, "
-        f"cost {usage.cost:.4f}"
+        f"cost {usage.cost:.4f}{asked_again_note(profile, usage)}"
     )
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from nasstudio.predict.evaluate import seedarchs_tasks
-    from nasstudio.predict.llm.prompt import ablation_variants, default_prompt
+    from nasstudio.predict.llm.prompt import default_prompt
     from nasstudio.predict.prompt_jobs import evaluate_prompts_job
     from nasstudio.store.importers import LLMAS_BASELINES, task_for
 
@@ -198,7 +272,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             # The job imports the task; until then its prompt is the default one.
             default = None if project.task(task) else default_prompt(task_for(task))
             prompt = _llm_prompt(project, task, args, default)
-            prompts = [("", prompt)] + (ablation_variants(prompt) if args.ablations else [])
+            prompts = [("", prompt)] + (
+                _ablations(project, task, prompt, args) if args.ablations else []
+            )
         evaluated = run_job(
             project,
             "evaluate-llm" if prompts else "evaluate",
@@ -210,6 +286,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             prompts=prompts,
             predictors=names,
             samples=args.samples,
+            demo_ids=_demo_ids(args, project.task(task) or task_for(task)),
             cache_path=args.cache,
             use_cache=not args.no_cache,
         )
@@ -225,28 +302,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablations(project: Project, task: str, prompt, args: argparse.Namespace) -> list:
+    """The ablation rows of ``prompt``: the project's leave-one-out variants (of a project
+    prompt) and llmas's cumulative templates imported for ``task``, filled with --examples."""
+    from nasstudio.predict.llm.llmas import cumulative_ablations
+    from nasstudio.predict.llm.prompt import Prompt, ablation_variants
+
+    variants = ablation_variants(prompt) if isinstance(prompt, Prompt) else []
+    cumulative = [(v, t) for v, t in cumulative_ablations(project, task) if t.name != prompt.name]
+    return variants + [(v, _filled_llmas(t, args)) for v, t in cumulative]
+
+
 def _print_evaluations(task: str, results: list) -> None:
     """One row per predictor: each figure, and on how many of the asked test architectures
-    it rests (``n=35/60``: the others got no prediction)."""
+    it rests (``n=35/60``: the others got no prediction); with ablations, which kind each is."""
     from nasstudio.predict.evaluate import METRIC_LABELS, METRICS, coverage_text
 
     seeds = ", ".join(str(s.seed) for s in results[0].splits) if results else ""
     print(f"== {task}: mean (std) over seeds {seeds}")
-    header = ["predictor", *(METRIC_LABELS[m] for m in METRICS), "n"]
+    kinds = ["ablation"] if any(r.ablation for r in results) else []
+    header = ["predictor", *(METRIC_LABELS[m] for m in METRICS), "n", *kinds]
     rows = [
         [
-            (r.predictor + (f" [{r.prompt_name}]" if r.prompt_version else ""))[:44],
+            (r.predictor + (f" [{r.prompt_name}]" if r.prompt_version else ""))[:72],
             *(r.figure(m) for m in METRICS),
             coverage_text(r.predicted, r.asked),
+            *([r.ablation] if kinds else []),
         ]
         for r in results
     ]
+    figures = len(METRICS) + 1  # right-aligned: the metrics and n
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     for row, r in zip([header, *rows], [None, *results], strict=True):
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        cells = [
+            row[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(row[1 : figures + 1], widths[1:], strict=False)),
+            *row[figures + 1 :],
         ]
-        print("  ".join(cells))
+        print("  ".join(cells).rstrip())
         if r is not None and r.usage is not None:
             print(f"{'':<{widths[0]}}  {r.usage.requests} requests, cost {r.usage.cost:.4f}")
 
@@ -266,24 +359,113 @@ def _add_prompt_options(p: argparse.ArgumentParser, task: bool = True) -> None:
     p.add_argument(
         "--strategy", choices=("random", "spread", "nearest"), help="how demonstrations are chosen"
     )
-    p.add_argument("--seed", type=int, help="seed of the random demonstration draw")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the random demonstration draw; of an llmas prompt's task-example draw "
+        "(default 0; an evaluation uses each seed's own)",
+    )
     p.add_argument(
         "--examples",
         nargs=2,
         metavar=("SOURCE", "TARGET"),
-        help="line-aligned corpus files (plain or .gz) to draw example sentence pairs from",
+        help="line-aligned corpus files (plain or .gz) to draw example sentence pairs from "
+        "(an llmas prompt needs them: it shows 5, drawn with --seed)",
     )
     p.add_argument("--example-count", type=int, default=3, help="sentence pairs (default 3)")
 
 
+def _add_pool_options(p: argparse.ArgumentParser) -> None:
+    pool = p.add_mutually_exclusive_group()
+    pool.add_argument(
+        "--demo-ids",
+        metavar="ID,ID,...",
+        help="draw demonstrations only from these architectures (each with a measured BLEU)",
+    )
+    pool.add_argument(
+        "--demos",
+        metavar="TRAIN_JSONL",
+        help="draw demonstrations only from one seed's train.jsonl architectures, in file order "
+        "(as llmas labels its distillation pool)",
+    )
+
+
 def _add_llm_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LLM (a stored profile, or an endpoint; flags override the profile)")
-    g.add_argument("--profile", help="LLM profile name (see --profiles)")
+    g.add_argument("--profile", help="LLM profile name (see 'nasstudio profile list')")
     g.add_argument("--profiles", help="profiles JSON file (default: the user's config folder)")
+    _add_profile_fields(g)
+    g.add_argument("--samples", type=int, default=1, help="answers per architecture (default 1)")
+    g.add_argument("--cache", help="answer cache file (default: the user's cache folder)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    from nasstudio.predict.llm import ProfileStore
+    from nasstudio.predict.llm.client import DECODINGS
+
+    store = ProfileStore(args.profiles)
+    profiles = store.load()
+    if args.json:
+        print(json.dumps([p.to_json() for p in profiles.values()], indent=1))
+        return 0
+    print(f"LLM profiles ({store.path}):")
+    for p in profiles.values():
+        print(f"  {p.name}: {p.model} at {p.base_url}, decoding {p.decoding}")
+    print("decoding presets:")
+    for name, what in DECODINGS.items():
+        print(f"  {name}: {what}")
+    return 0
+
+
+def cmd_profile_save(args: argparse.Namespace) -> int:
+    """Save profile NAME: the stored one (else the defaults) with the flags given."""
+    from dataclasses import replace
+
+    from nasstudio.predict.llm import LLMProfile, ProfileStore
+
+    store = ProfileStore(args.profiles)
+    base = store.load().get(args.name) or LLMProfile(args.name)
+    profile = replace(base, **_profile_overrides(args))
+    store.save(profile)
+    print(f"saved profile '{profile.name}' in {store.path}: decoding {profile.decoding}")
+    return 0
+
+
+def _add_profile_commands(add) -> None:
+    p = add("profile", None, "list or save the LLM profiles (endpoint, model, decoding preset)")
+    actions = p.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
+    q = actions.add_parser(
+        "list",
+        help="the profiles and what each decoding preset does",
+        description="List the LLM profiles and what each decoding preset does.",
+    )
+    q.set_defaults(handler=cmd_profile_list)
+    q.add_argument("--profiles", help="profiles JSON file (default: the user's config folder)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q = actions.add_parser(
+        "save",
+        help="add a profile, or change the fields given of a stored one",
+        description="Save profile NAME: a stored profile keeps the fields not given; a new one "
+        "starts from the defaults.",
+    )
+    q.set_defaults(handler=cmd_profile_save)
+    q.add_argument("name", metavar="NAME", help="profile name")
+    q.add_argument("--profiles", help="profiles JSON file (default: the user's config folder)")
+    _add_profile_fields(q)
+
+
+def _add_profile_fields(g: argparse._ActionsContainer) -> None:
+    """The flags that set a profile's fields (each overrides the stored profile's)."""
     g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
     g.add_argument("--model", help="model name to request")
-    g.add_argument("--temperature", type=float, help="sampling temperature")
-    g.add_argument("--max-tokens", type=int, help="longest answer in tokens")
+    g.add_argument(
+        "--temperature", type=float, help="sampling temperature (the project decoding's)"
+    )
+    g.add_argument(
+        "--max-tokens", type=int, help="longest answer in tokens (the project decoding's)"
+    )
     g.add_argument("--timeout", type=float, help="seconds per request")
     g.add_argument("--concurrency", type=int, help="requests in flight at once")
     g.add_argument("--max-retries", type=int, help="retries on 429, 5xx and timeouts")
@@ -296,14 +478,20 @@ def _add_llm_options(p: argparse.ArgumentParser) -> None:
         help="send the API key to a base URL other than api.openai.com (over https, or over "
         "http to this machine only)",
     )
-    g.add_argument("--samples", type=int, default=1, help="answers per architecture (default 1)")
-    g.add_argument("--cache", help="answer cache file (default: the user's cache folder)")
-    g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    # The presets' names, not imported: nasstudio.predict.llm loads openai (slow to start).
+    g.add_argument(
+        "--decoding",
+        choices=("project", "llmas"),
+        help="decoding preset: project (the default) or llmas (as llmas's gpt_scorer.py: its "
+        "max tokens and the endpoint's default temperature; an answer that does not start "
+        "with a number is asked again); 'nasstudio profile list' says what each does",
+    )
 
 
 def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
-    """``prompt show|render|render-llmas``, ``predict llm`` and ``evaluate``."""
+    """``prompt show|render|import-llmas|render-llmas``, ``predict llm``, ``evaluate`` and
+    ``profile``."""
+    _add_profile_commands(add)
     p = add("prompt", None, "show the LLM-PP prompt of a task, or render it for an architecture")
     actions = p.add_subparsers(dest="prompt_command", metavar="ACTION", required=True)
     q = actions.add_parser(
@@ -324,6 +512,21 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
     q.set_defaults(handler=cmd_prompt_render)
     q.add_argument("arch_id", help="architecture id (see 'nasstudio list')")
     _add_prompt_options(q)
+    _add_pool_options(q)
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q = actions.add_parser(
+        "import-llmas",
+        parents=[common],
+        help="store an llmas template folder's predictor templates as prompts",
+        description="Store each predictor template of an llmas instruction_templates/<task> "
+        "folder as a prompt of the project, named llmas/<file> and versioned by its content "
+        "(importing again keeps them). The search-agent template (default_flops) is skipped. "
+        "Use one with --prompt-version; evaluate --ablations lists them as llmas's cumulative "
+        "ablation.",
+    )
+    q.set_defaults(handler=cmd_prompt_import_llmas)
+    q.add_argument("folder", metavar="FOLDER", help="e.g. instruction_templates/wmt14ende")
+    q.add_argument("--task", help="the task the templates are for (default: the folder's name)")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q = actions.add_parser(
         "render-llmas",
@@ -377,6 +580,7 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
     which.add_argument("--ids", nargs="+", help="architecture ids to predict")
     which.add_argument("--all", action="store_true", help="every architecture of the task")
     _add_prompt_options(q)
+    _add_pool_options(q)
     _add_llm_options(q)
 
     p = add(
@@ -398,7 +602,10 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ablations",
         action="store_true",
-        help="with an LLM: also each instruction removed, no instructions, no definitions, other k",
+        help="with an LLM: also each instruction removed, no instructions, no definitions, other "
+        "k (leave-one-out), and llmas's cumulative templates imported for the task "
+        "(prompt import-llmas; they need --examples)",
     )
     _add_prompt_options(p, task=False)
+    _add_pool_options(p)
     _add_llm_options(p)

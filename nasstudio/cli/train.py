@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from nasstudio.cli.common import (
+    EXECUTION,
     MAX_COUNT,
     MAX_VOCAB_SIZE,
     CliError,
@@ -60,11 +62,14 @@ def _arch_ids(project: Project, task: str, args: argparse.Namespace) -> list[str
     return ids[: args.limit] if args.limit else ids
 
 
-def _train_config(args: argparse.Namespace) -> dict[str, Any]:
-    """TrainConfig fields from the flags given. A budget flag replaces the default budget
-    (2,000 steps) rather than adding to it."""
-    config = {
-        key: value
+def _train_config(args: argparse.Namespace, supernet: bool = False) -> dict[str, Any]:
+    """TrainConfig fields of --recipe, overridden by the flags given. A budget flag replaces
+    the budget (2,000 steps by default) rather than adding to it."""
+    from nasstudio.train.config import recipe_settings
+
+    config = recipe_settings(args.recipe, supernet)
+    config.update(
+        (key, value)
         for key, value in (
             ("lr", args.lr),
             ("warmup_steps", args.warmup),
@@ -72,7 +77,7 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
             ("seed", args.seed),
         )
         if value is not None
-    }
+    )
     budget = {"max_steps": args.steps, "max_epochs": args.epochs, "max_minutes": args.minutes}
     if any(value is not None for value in budget.values()):
         config.update(budget)
@@ -88,6 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     corpus, device, config = _corpus_spec(args), _device(args.device), _train_config(args)
     if args.beam is not None:
         config["beam"] = args.beam
+    if args.length_penalty is not None:
+        config["length_penalty"] = args.length_penalty
     results = []
     for n, arch_id in enumerate(ids, 1):
         scores = run_job(
@@ -174,7 +181,7 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
         supernet_train_job,
         task=task,
         corpus=_corpus_spec(args),
-        config=_train_config(args),
+        config=_train_config(args, supernet=True),
         device=_device(args.device),
         vocab_size=args.vocab_size,
         checkpoint=args.out,
@@ -258,8 +265,19 @@ def _add_corpus_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tgt", default="de", help="target language (default de)")
 
 
-def _add_training_options(p: argparse.ArgumentParser) -> None:
+def _add_training_options(p: argparse.ArgumentParser, supernet: bool = False) -> None:
+    from nasstudio.train.config import RECIPES, describe_recipe
+
     g = p.add_argument_group("training (a budget flag replaces the default of 2,000 steps)")
+    g.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="default",
+        help="default: the CPU-friendly defaults; hat: HAT's configs "
+        f"({'supertransformer/space0.yml' if supernet else 'subtransformer/common.yml'}, "
+        f"test.sh): {describe_recipe('hat', supernet)}. Explicit options override it "
+        "(default: default)",
+    )
     g.add_argument("--steps", type=whole_number(MAX_COUNT), help="optimiser steps")
     g.add_argument("--epochs", type=whole_number(MAX_COUNT), help="passes over the training data")
     g.add_argument("--minutes", type=float, help="wall-clock minutes")
@@ -293,6 +311,11 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--beam", type=whole_number(MAX_COUNT), help="beam of the final BLEU (default 5; 1: greedy)"
     )
+    p.add_argument(
+        "--length-penalty",
+        type=float,
+        help="beam scores are log p / length ** this (default 1.0; HAT: 0.6)",
+    )
 
     p = add(
         "latency",
@@ -322,7 +345,7 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
     q.add_argument("--task", help="task whose search space to train (needed when several)")
     q.add_argument("--out", "-o", help="checkpoint file (default: beside the project)")
     _add_corpus_options(q)
-    _add_training_options(q)
+    _add_training_options(q, supernet=True)
     q = actions.add_parser(
         "score",
         parents=[common],
@@ -339,3 +362,106 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
     _add_corpus_options(q)
     _add_device_option(q)
     q.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from nasstudio.train.translate import (
+        checkpoint_files,
+        no_checkpoint_reason,
+        read_test_files,
+        translate_job,
+    )
+
+    project = open_from_args(args)
+    task = resolve_task(project, args.task)
+    if args.id not in project.architecture_ids(task):
+        raise CliError(f"not in task '{task}': {args.id}")
+    files = read_test_files(args.input, args.ref, args.name)  # before any work: counts agree
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise CliError(f"{args.checkpoint}: file not found; expected a checkpoint of train")
+    # Jobs on a Ray cluster keep their checkpoints in its storage.
+    root = EXECUTION.ray_storage if EXECUTION.executor == "ray" else None
+    if args.checkpoint is None and not checkpoint_files(project, args.id, root):
+        raise CliError(no_checkpoint_reason(project, task, args.id, root))
+    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
+        raise CliError(f"{args.output}: its folder does not exist")
+    result = run_job(
+        project,
+        "translate",
+        f"Translate {Path(args.input).name} with {args.id}",
+        translate_job,
+        task=task,
+        arch_id=args.id,
+        source=_absolute(args.input),
+        output=_absolute(args.output),
+        reference=_absolute(args.ref),
+        name=files.test_set.name if files.test_set else None,
+        beam=args.beam,
+        length_penalty=args.length_penalty,
+        device=_device(args.device),
+        checkpoint=_absolute(args.checkpoint),
+    )
+    if result is None:
+        return 1
+    if args.output is None and not args.json:
+        sys.stdout.writelines(f"{line}\n" for line in result["hypotheses"])
+    if args.json:
+        if args.output is not None:
+            del result["hypotheses"]
+        print(json.dumps({"id": args.id, "task": task, **result}, indent=1))
+        return 0
+    # With the translations on stdout, the scores go to stderr: `> file` keeps only text.
+    scores = sys.stdout if args.output is not None else sys.stderr
+    for metric, score in result.get("scores", {}).items():
+        print(
+            f"{result['test_set']} ({result['test_set_digest']}): {metric} "
+            f"{score['score']:.2f}  {score['signature']}",
+            file=scores,
+        )
+    return 0
+
+
+def _absolute(path: str | None) -> str | None:
+    """A path the worker (another process, or a cluster node) finds whatever its folder."""
+    return str(Path(path).resolve()) if path is not None else None
+
+
+def add_translate_command(add) -> None:
+    """``translate``."""
+    p = add(
+        "translate",
+        cmd_translate,
+        "translate a file (one sentence a line) with an architecture's trained checkpoint; "
+        "with --ref, print sacrebleu BLEU and the tokenised BLEU with their signatures and "
+        "record them as measurements of that test set (a score on one test set never "
+        "replaces another's)",
+    )
+    p.add_argument(
+        "--task", help="task the architecture's BLEU is recorded in (needed when several)"
+    )
+    p.add_argument("--id", required=True, metavar="ARCH", help="architecture id")
+    p.add_argument("--input", required=True, metavar="SRC", help="source file (plain or .gz)")
+    p.add_argument("--output", "-o", metavar="HYP", help="translations (default: stdout)")
+    p.add_argument("--ref", metavar="REF", help="reference translations, one per source line")
+    p.add_argument(
+        "--name", help="the test set's name (default: the input file's stem, e.g. test2016)"
+    )
+    p.add_argument(
+        "--beam",
+        type=whole_number(MAX_COUNT),
+        help="beam size (default: that of the recorded BLEU, else 5; 1: greedy)",
+    )
+    p.add_argument(
+        "--length-penalty",
+        type=float,
+        help="beam scores are log p / length ** this (default: that of the recorded BLEU, "
+        "else 1.0; HAT and llmas use 0.6)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="checkpoint of train to use (default: the one behind the task's recorded BLEU, "
+        "else the newest beside the project)",
+    )
+    _add_device_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")

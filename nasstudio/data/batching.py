@@ -66,7 +66,8 @@ class TokenBatcher:
 
     Examples whose source or target exceeds `max_len` tokens (eos included) are dropped, not
     truncated, so no model is trained on a cut-off sentence; `dropped` counts them. Without
-    `max_len`, an example that alone exceeds `max_tokens` is an error rather than a silent drop.
+    `max_len`, an example that alone exceeds `max_tokens` is an error rather than a silent drop,
+    or, with `oversized_alone` (evaluation scores every sentence), a batch of its own.
     With `shuffle=False` the batches come in length order every epoch (for evaluation).
     """
 
@@ -78,6 +79,7 @@ class TokenBatcher:
         max_len: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
+        oversized_alone: bool = False,
     ) -> None:
         self.data, self.max_tokens, self.shuffle, self.seed = data, max_tokens, shuffle, seed
         src_len = np.fromiter((len(s) + 1 for s in data.src), dtype=np.int64, count=len(data))
@@ -86,7 +88,7 @@ class TokenBatcher:
         keep = np.ones(len(data), bool) if max_len is None else size <= max_len
         self.dropped = int(len(data) - keep.sum())
         too_long = np.flatnonzero(keep & (size > max_tokens))
-        if too_long.size:
+        if too_long.size and not oversized_alone:
             first = int(too_long[0])
             raise ValueError(
                 f"example {first} has {size[first]} tokens, more than max_tokens={max_tokens}; "
@@ -129,10 +131,11 @@ class TokenBatcher:
 
 
 def _pack(order: np.ndarray, size: np.ndarray, max_tokens: int) -> list[np.ndarray]:
-    """Greedy packing along ascending size: the last example always sets the padded width."""
+    """Greedy packing along ascending size: the last example always sets the padded width, and
+    one over ``max_tokens`` ends up alone."""
     batches, start = [], 0
     for end, i in enumerate(order):
-        if (end - start + 1) * size[i] > max_tokens:
+        if end > start and (end - start + 1) * size[i] > max_tokens:
             batches.append(order[start:end])
             start = end
     if start < len(order):

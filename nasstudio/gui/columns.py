@@ -2,6 +2,9 @@
 
 Shared by the browser (headers, cells, filter), the Pareto view (axis combos, axis labels) and
 the detail pane, so a column reads the same everywhere. No Qt here.
+
+A key is ``metric``, ``metric[test set]`` (a score on another test set than the metric's
+reference one, see ``Project.table``), either with ``@device``, or ``pred:metric@predictor``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,15 @@ import math
 from collections.abc import Iterable
 
 from nasstudio.space import FEATURE_NAMES
-from nasstudio.store import BLEU_TEST, BLEU_VALID, GFLOPS, LATENCY_MS, PARAMS, PARAMS_NO_EMB
+from nasstudio.store import (
+    BLEU_TEST,
+    BLEU_TEST_TOKENIZED,
+    BLEU_VALID,
+    GFLOPS,
+    LATENCY_MS,
+    PARAMS,
+    PARAMS_NO_EMB,
+)
 
 ID, ORIGIN = "id", "origin"
 TEXT_COLUMNS = (ID, ORIGIN)
@@ -48,22 +59,43 @@ _FEATURES: dict[str, tuple[str, str]] = {
 _METRICS: dict[str, tuple[str, str, float, str]] = {
     BLEU_VALID: ("BLEU valid", "", 1.0, ".2f"),
     BLEU_TEST: ("BLEU test", "", 1.0, ".2f"),
+    BLEU_TEST_TOKENIZED: ("BLEU test tok.", "", 1.0, ".2f"),
     GFLOPS: ("GFLOPs", "", 1.0, ".3f"),
     PARAMS: ("Params", "M", 1e-6, ".2f"),
     PARAMS_NO_EMB: ("Params w/o emb", "M", 1e-6, ".2f"),
     LATENCY_MS: ("Latency", "ms", 1.0, ".1f"),
 }
-_METRIC_ORDER = (BLEU_VALID, BLEU_TEST, GFLOPS, PARAMS, PARAMS_NO_EMB, LATENCY_MS)
+_METRIC_ORDER = (
+    BLEU_VALID,
+    BLEU_TEST,
+    BLEU_TEST_TOKENIZED,
+    GFLOPS,
+    PARAMS,
+    PARAMS_NO_EMB,
+    LATENCY_MS,
+)
+_BLEU_METRICS = (BLEU_VALID, BLEU_TEST, BLEU_TEST_TOKENIZED)
 _COST_METRICS = (LATENCY_MS, GFLOPS, PARAMS, PARAMS_NO_EMB)
 
 
 def split_key(key: str) -> tuple[bool, str, str]:
     """``pred:bleu_valid@HAT`` -> (True, 'bleu_valid', 'HAT'); ``latency_ms@cpu`` ->
-    (False, 'latency_ms', 'cpu'); ``gflops`` -> (False, 'gflops', '')."""
+    (False, 'latency_ms', 'cpu'); ``gflops`` -> (False, 'gflops', ''); ``bleu_test[wmt]`` ->
+    (False, 'bleu_test[wmt]', '')."""
     predicted = key.startswith(PREDICTION_PREFIX)
     body = key.removeprefix(PREDICTION_PREFIX)
-    metric, _, where = body.partition("@")
+    at = body.find("@", body.find("]") + 1)  # a test set's name may hold an '@'
+    metric, where = (body, "") if at < 0 else (body[:at], body[at + 1 :])
     return predicted, metric, where
+
+
+def split_test_set(metric: str) -> tuple[str, str]:
+    """``bleu_test[newstest2014]`` -> ('bleu_test', 'newstest2014'); ``bleu_test`` ->
+    ('bleu_test', '')."""
+    if not metric.endswith("]") or "[" not in metric:
+        return metric, ""
+    base, _, test_set = metric[:-1].partition("[")
+    return base, test_set
 
 
 def is_feature(key: str) -> bool:
@@ -78,14 +110,18 @@ def is_text(key: str) -> bool:
     return key in TEXT_COLUMNS
 
 
+def _base_metric(key: str) -> str:
+    return split_test_set(split_key(key)[1])[0]
+
+
 def is_bleu(key: str) -> bool:
-    return split_key(key)[1] in (BLEU_VALID, BLEU_TEST)
+    """BLEU columns of every kind and test set (the Pareto y axis)."""
+    return _base_metric(key) in _BLEU_METRICS
 
 
 def is_cost(key: str) -> bool:
     """Measured cost columns: latency per device, GFLOPs, sizes (the Pareto x axis)."""
-    predicted, metric, _ = split_key(key)
-    return not predicted and metric in _COST_METRICS
+    return not split_key(key)[0] and _base_metric(key) in _COST_METRICS
 
 
 def metric_columns(columns: Iterable[str]) -> list[str]:
@@ -94,7 +130,8 @@ def metric_columns(columns: Iterable[str]) -> list[str]:
 
     def rank(key: str) -> tuple[int, int, str]:
         predicted, metric, where = split_key(key)
-        known = _METRIC_ORDER.index(metric) if metric in _METRIC_ORDER else len(_METRIC_ORDER)
+        base = split_test_set(metric)[0]
+        known = _METRIC_ORDER.index(base) if base in _METRIC_ORDER else len(_METRIC_ORDER)
         return (int(predicted), known, f"{metric}@{where}")
 
     keys = [
@@ -114,11 +151,15 @@ def table_columns(columns: Iterable[str]) -> list[str]:
 
 
 def _metric_name(metric: str) -> str:
-    return _METRICS[metric][0] if metric in _METRICS else metric.replace("_", " ")
+    """``bleu_test[newstest2014]`` -> 'BLEU test [newstest2014]'."""
+    base, test_set = split_test_set(metric)
+    name = _METRICS[base][0] if base in _METRICS else base.replace("_", " ")
+    return f"{name} [{test_set}]" if test_set else name
 
 
 def _unit(metric: str) -> str:
-    return _METRICS[metric][1] if metric in _METRICS else ""
+    base = split_test_set(metric)[0]
+    return _METRICS[base][1] if base in _METRICS else ""
 
 
 def label(key: str) -> str:
@@ -162,7 +203,7 @@ def tooltip(key: str) -> str:
 
 def scale(key: str) -> float:
     """Factor from stored to displayed units (parameter counts are shown in millions)."""
-    metric = split_key(key)[1]
+    metric = _base_metric(key)
     return _METRICS[metric][2] if metric in _METRICS else 1.0
 
 
@@ -172,6 +213,6 @@ def format_value(key: str, value: float) -> str:
         return ""
     if is_feature(key):
         return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
-    metric = split_key(key)[1]
+    metric = _base_metric(key)
     fmt = _METRICS[metric][3] if metric in _METRICS else ".4g"
     return format(value, fmt)

@@ -1,5 +1,6 @@
 """The detail pane: every hyperparameter of the current architecture, layer by layer, and every
-measurement and prediction of it with where it came from."""
+measurement and prediction of it with where it came from (a BLEU with the test set it was
+scored on); and, for a trained architecture, Translate test set…"""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
-from PySide6.QtWidgets import QTextBrowser, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 from nasstudio.gui import columns
 from nasstudio.gui.view_state import ViewState
 from nasstudio.space import Architecture
 from nasstudio.store import Measurement, Prediction, Project
+from nasstudio.train.translate import checkpoint_files
 
 _TABLE = "<table border='1' cellspacing='0' cellpadding='3' style='border-color:#bbb'>"
 _EMPTY = (
@@ -87,12 +90,13 @@ def measurements_html(rows: Sequence[Measurement]) -> str:
     if not rows:
         return "<p>None.</p>"
     return _table(
-        ("Metric", "Value", "Std", "Device", "Source", "Time", "Provenance"),
+        ("Metric", "Value", "Std", "Test set", "Device", "Source", "Time", "Provenance"),
         (
             (
                 columns.label(m.metric),
                 _number(m.metric, m.value),
                 _number(m.metric, m.std),
+                _test_set(m),
                 m.device,
                 m.source,
                 _time(m.created_at),
@@ -101,6 +105,11 @@ def measurements_html(rows: Sequence[Measurement]) -> str:
             for m in rows
         ),
     )
+
+
+def _test_set(m: Measurement) -> str:
+    """The test set a score is on: its name and content hash (none for other metrics)."""
+    return f"{m.test_set} · {m.test_set_digest}" if m.test_set else ""
 
 
 def predictions_html(rows: Sequence[Prediction]) -> str:
@@ -139,14 +148,27 @@ def architecture_html(
     )
 
 
-class DetailPane(QTextBrowser):
+class DetailPane(QWidget):
     """Shows the view state's current architecture; ``refresh`` re-reads it after the store
-    changed."""
+    changed. Translate test set… asks the window (``translate_requested``) for the dialog."""
+
+    translate_requested = Signal(str)  # the architecture's id
 
     def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setOpenLinks(False)
-        self.setToolTip("Hyperparameters per layer, measurements and predictions with provenance")
+        self.browser = QTextBrowser(openLinks=False)
+        self.browser.setToolTip(
+            "Hyperparameters per layer, measurements and predictions with provenance"
+        )
+        self.translate_button = QPushButton("Translate test set…")
+        self.translate_button.clicked.connect(self._ask_translate)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.translate_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(buttons)
+        layout.addWidget(self.browser, 1)
         self._view = view
         self._project: Project | None = None
         self._html = ""
@@ -182,4 +204,27 @@ class DetailPane(QTextBrowser):
                 )
         if html != self._html:  # unchanged content keeps the reader's scroll position
             self._html = html
-            self.setHtml(html)
+            self.browser.setHtml(html)
+        self._offer_translate()
+
+    def _offer_translate(self) -> None:
+        """Translate test set… is there for an architecture with a trained checkpoint; else
+        its tooltip says why not."""
+        arch_id, why_not = self._view.current, None
+        if self._project is None or not self._view.task or not arch_id:
+            why_not = "Select an architecture first"
+        elif not checkpoint_files(self._project, arch_id):
+            why_not = (
+                f"{arch_id} has no trained checkpoint beside the project: train it first "
+                "(Train ▸ Train selected…)"
+            )
+        self.translate_button.setEnabled(why_not is None)
+        self.translate_button.setToolTip(
+            why_not
+            or f"Translate a test file with {arch_id}'s trained checkpoint and, with a "
+            "reference, record its BLEU on that test set"
+        )
+
+    def _ask_translate(self) -> None:
+        if self._view.current:
+            self.translate_requested.emit(self._view.current)

@@ -34,6 +34,7 @@ from nasstudio.predict.llm import (
     ablation_variants,
     llm_predict_job,
 )
+from nasstudio.predict.llm.llmas import TaskExamples, cumulative_ablations
 from nasstudio.predict.llm.prompt import task_variables
 from nasstudio.predict.prompt_jobs import evaluate_prompts_job
 from nasstudio.space import Architecture
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 PROFILE_KEY = "llm/profile"
 SEEDARCHS_KEY = "llm/seedarchs"
+EXAMPLES_KEY = "llm/llmas_examples"
 DEFAULT_SEEDARCHS = Path("../shared/data/llmpp/seedarchs")
 PREDICT_KIND = "predict-llm"
 EVALUATE_KIND = "evaluate-llm"
@@ -374,10 +376,23 @@ class LLMActions(QObject):
             f"demonstrations, for {what}, and scores the stored baselines too. On another task "
             f"than {prompt.task}, the sections are filled with that task's placeholders."
         )
+        if ablations:
+            note += (
+                " llmas's templates imported for the task (its cumulative ablation) draw their "
+                "task examples from the corpus given."
+            )
         title = "Evaluate ablations" if ablations else "Evaluate prompt"
-        dialog = EvaluateDialog(self.seedarchs_folder(), prompt.task, title, note, self.window)
+        remembered = self.settings.value(EXAMPLES_KEY)
+        dialog = EvaluateDialog(
+            self.seedarchs_folder(),
+            prompt.task,
+            title,
+            note,
+            self.window,
+            tuple(remembered) if remembered else None,
+        )
         if dialog.exec() == QDialog.DialogCode.Accepted:
-            self.start_evaluation(dialog.folder(), dialog.task(), ablations)
+            self.start_evaluation(dialog.folder(), dialog.task(), ablations, dialog.examples())
 
     def _prompt_for(self, prompt: Prompt, task: str) -> Prompt | None:
         """The editor's sections filled for ``task`` (the same prompt on its own task)."""
@@ -389,9 +404,17 @@ class LLMActions(QObject):
         name = f"{prompt.name} on {task}"
         return replace(prompt, task=task, variables=task_variables(spec), examples=(), name=name)
 
-    def start_evaluation(self, folder: str, task: str, ablations: bool = False) -> int | None:
-        """Evaluate the editor's prompt (and its ablation variants) on ``task`` of the
-        seedarchs ``folder``, with the stored baselines, as one job."""
+    def start_evaluation(
+        self,
+        folder: str,
+        task: str,
+        ablations: bool = False,
+        examples: tuple[str, str] | None = None,
+    ) -> int | None:
+        """Evaluate the editor's prompt (and its ablation variants: the leave-one-out ones,
+        and llmas's cumulative templates imported for ``task``, which draw their task examples
+        from the ``examples`` corpus) on ``task`` of the seedarchs ``folder``, with the stored
+        baselines, as one job."""
         ready = self._ready()
         if ready is None:
             return None
@@ -402,7 +425,19 @@ class LLMActions(QObject):
             return None
         prompts = [("", prompt)]
         if ablations:
+            cumulative = cumulative_ablations(self.window.project, task)
+            if cumulative and examples is None:
+                self._show_error(
+                    "Evaluate ablations",
+                    f"llmas's templates of {task} show 5 task examples drawn from a parallel "
+                    "corpus: give its source and target files (Task examples).",
+                )
+                return None
             prompts += ablation_variants(prompt)
+            # Seed 0 is a placeholder: the evaluation draws with each seed of the folder.
+            prompts += [(v, t.filled_with(TaskExamples(*examples), 0)) for v, t in cumulative]
+        if examples is not None:
+            self.settings.setValue(EXAMPLES_KEY, list(examples))
         self.settings.setValue(SEEDARCHS_KEY, normalise_folder(folder))
         kind = "ablations" if ablations else "prompt"
         job_id = self.window.session.submit(

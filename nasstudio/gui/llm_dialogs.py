@@ -78,11 +78,14 @@ class PredictDialog(QDialog):
             return
         requests = self._count * self.samples_spin.value()
         tokens = requests * self._tokens.tokens
-        cost = self._profile.cost(tokens, requests * self._profile.max_tokens)
+        cost = self._profile.cost(tokens, requests * self._profile.sent_max_tokens)
         approx = "" if self._tokens.exact else "≈ "
+        asks = self._profile.max_asks
+        again = f" ({asks} times that if every answer is asked again)" if asks > 1 else ""
         self.estimate.setText(
             f"{requests:,} requests, {approx}{tokens:,} input tokens (the previewed prompt's "
-            f"size); at most {cost:.4f} at the profile's prices, less what the cache answers."
+            f"size); at most {cost:.4f} at the profile's prices{again}, less what the cache "
+            "answers."
         )
 
     def samples(self) -> int:
@@ -93,10 +96,17 @@ class PredictDialog(QDialog):
 
 
 class EvaluateDialog(QDialog):
-    """The seedarchs folder and the task to evaluate on."""
+    """The seedarchs folder and the task to evaluate on; for llmas's templates, the corpus
+    their task examples are drawn from."""
 
     def __init__(
-        self, folder: str, task: str | None, title: str, note: str, parent: QWidget | None = None
+        self,
+        folder: str,
+        task: str | None,
+        title: str,
+        note: str,
+        parent: QWidget | None = None,
+        examples: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
@@ -106,6 +116,11 @@ class EvaluateDialog(QDialog):
         )
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
+        tip = "llmas's templates show 5 sentence pairs drawn with each seed from this corpus"
+        self.example_edits = [
+            QLineEdit(path, toolTip=tip, placeholderText=side)
+            for path, side in zip(examples or ("", ""), ("source file", "target file"), strict=True)
+        ]
         self.task_combo = QComboBox(toolTip="The task whose test architectures are predicted")
         self.problem = QLabel(wordWrap=True)
         self.problem.setStyleSheet("color: #b00020")
@@ -116,6 +131,10 @@ class EvaluateDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("Seedarchs", row)
         form.addRow("Task", self.task_combo)
+        examples_row = QHBoxLayout()
+        for edit in self.example_edits:
+            examples_row.addWidget(edit, 1)
+        form.addRow("Task examples", examples_row)
         form.addRow(_note(note))
         form.addRow(self.problem)
         form.addRow(self.buttons)
@@ -151,3 +170,8 @@ class EvaluateDialog(QDialog):
 
     def task(self) -> str:
         return self.task_combo.currentText()
+
+    def examples(self) -> tuple[str, str] | None:
+        """The task-example corpus (source, target), None unless both are given."""
+        paths = [str(Path(e.text().strip()).expanduser()) for e in self.example_edits]
+        return (paths[0], paths[1]) if all(e.text().strip() for e in self.example_edits) else None

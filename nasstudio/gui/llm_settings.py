@@ -1,5 +1,6 @@
-"""The LLM settings dialog: profiles (endpoint, model, sampling, limits, prices, key variable)
-kept by ProfileStore, an API key stored in the system keyring, and "Test connection".
+"""The LLM settings dialog: profiles (endpoint, model, decoding preset, sampling, limits,
+prices, key variable) kept by ProfileStore, an API key stored in the system keyring, and
+"Test connection".
 
 The key typed here goes to the keyring only; it is never written to QSettings, the profiles
 file or the project. The connection test is a coroutine on the app's event loop, so the window
@@ -13,6 +14,7 @@ import asyncio
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -29,7 +31,13 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from nasstudio.predict.llm import LLMProfile, ProfileError, ProfileStore
-from nasstudio.predict.llm.client import DEFAULT_PROFILES, resolve_api_key, save_api_key
+from nasstudio.predict.llm.client import (
+    DECODINGS,
+    DEFAULT_PROFILES,
+    PROJECT_DECODING,
+    resolve_api_key,
+    save_api_key,
+)
 from nasstudio.predict.prompt_jobs import check_connection
 
 _OK_STYLE = "color: #1b7a1b"
@@ -82,6 +90,13 @@ class ProfileForm(QWidget):
             "http://127.0.0.1:8000/v1 (vLLM), http://127.0.0.1:11434/v1 (Ollama)"
         )
         self.model = QLineEdit(toolTip="Model name as the endpoint knows it")
+        self.decoding = QComboBox(
+            toolTip="How requests are sent and answers read:\n"
+            + "\n".join(f"• {name}: {what}" for name, what in DECODINGS.items())
+        )
+        for index, (name, what) in enumerate(DECODINGS.items()):
+            self.decoding.addItem(name, name)
+            self.decoding.setItemData(index, what, Qt.ItemDataRole.ToolTipRole)
         self.temperature = _double(2.0, 2, 0.1, "Sampling temperature (0: greedy)")
         self.max_tokens = _spin(100_000, "Most tokens in an answer (a BLEU needs few)", 1)
         self.timeout = _double(3600.0, 1, 5.0, "Seconds before a request is given up", " s")
@@ -102,6 +117,7 @@ class ProfileForm(QWidget):
             ("Name", self.name),
             ("Base URL", self.base_url),
             ("Model", self.model),
+            ("Decoding", self.decoding),
             ("Temperature", self.temperature),
             ("Max tokens", self.max_tokens),
             ("Timeout", self.timeout),
@@ -126,6 +142,14 @@ class ProfileForm(QWidget):
         ):
             spin.valueChanged.connect(self.changed)
         self.send_key.toggled.connect(self.changed)
+        self.decoding.currentIndexChanged.connect(self.changed)
+        self.decoding.currentIndexChanged.connect(self._show_decoding)
+
+    def _show_decoding(self) -> None:
+        """Temperature and max tokens are the project preset's; llmas sets its own."""
+        own = self.decoding.currentData() == PROJECT_DECODING
+        for spin in (self.temperature, self.max_tokens):
+            spin.setEnabled(own)
 
     def set_profile(self, profile: LLMProfile) -> None:
         with signals_blocked(self):
@@ -141,6 +165,8 @@ class ProfileForm(QWidget):
             self.price_out.setValue(profile.price_output_per_1k)
             self.key_env.setText(profile.api_key_env)
             self.send_key.setChecked(profile.send_key_to_custom_url)
+            self.decoding.setCurrentIndex(self.decoding.findData(profile.decoding))
+        self._show_decoding()
         self.changed.emit()
 
     def profile(self) -> LLMProfile:
@@ -158,6 +184,7 @@ class ProfileForm(QWidget):
             price_output_per_1k=self.price_out.value(),
             api_key_env=self.key_env.text().strip(),
             send_key_to_custom_url=self.send_key.isChecked(),
+            decoding=self.decoding.currentData(),
         )
 
 

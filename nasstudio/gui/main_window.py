@@ -43,6 +43,7 @@ from nasstudio.gui.pareto_view import ParetoView
 from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.table_loader import TableSnapshot
 from nasstudio.gui.train_panel import TrainPanel
+from nasstudio.gui.translate_dialog import TranslateDialog
 from nasstudio.gui.view_state import ViewState
 from nasstudio.jobs import JobEvent, JobState, sample_job
 from nasstudio.jobs.files import export_job, import_job
@@ -50,6 +51,7 @@ from nasstudio.jobs.model import JobFunction
 from nasstudio.store import KNOWN_TASKS, Project, SchemaError
 from nasstudio.store.defaults import PROJECT_SUFFIX, data_dir, open_project
 from nasstudio.store.importers import ImportReport, counted, guess_task_name
+from nasstudio.train.translate import TRANSLATE_KIND, translate_job
 
 POLL_MS = 500
 FIRST_SIZE = QSize(1400, 900)  # the first window, where the screen has room for it
@@ -217,6 +219,7 @@ class MainWindow(QMainWindow):
         self.jobs.rerun_requested.connect(self.rerun_job)
         self.train_panel.status.connect(self._tell)
         self.train_panel.pick_requested.connect(self.browser.select_random)
+        self.detail.translate_requested.connect(self.open_translate_dialog)
 
     def _restore_window(self) -> None:
         screen = self.screen().availableGeometry()
@@ -593,6 +596,24 @@ class MainWindow(QMainWindow):
         target = ask_export_target(self, count)
         if target is not None:
             self.export_selected_to(*target)
+
+    def open_translate_dialog(self, arch_id: str) -> TranslateDialog | None:
+        """Translate test set… of the detail pane: the dialog, then the translate job."""
+        if self.session is None or self.view.task is None:
+            return None
+        dialog = TranslateDialog(self.project, self.view.task, arch_id, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(
+            lambda: self._submit(
+                TRANSLATE_KIND,
+                dialog.title(),
+                translate_job,
+                resource=dialog.resource(),
+                **dialog.params(),
+            )
+        )
+        dialog.open()
+        return dialog
 
     def _choose_sampling(self) -> None:
         if self.session is None:

@@ -2,8 +2,11 @@
 demonstration settings, a live preview of the exact messages for one architecture with their
 token count, the task's saved versions with a diff, and the evaluation table.
 
-The editor only edits and renders: saving writes one prompt record, and everything that talks
-to an LLM is started by ``llm_actions`` as a job.
+The llmas tab lists the llmas templates imported as prompts (read-only: they are llmas's text)
+and imports a template folder.
+
+The editor only edits and renders: saving writes one prompt record, importing llmas templates a
+few, and everything that talks to an LLM is started by ``llm_actions`` as a job.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -58,6 +62,7 @@ from nasstudio.predict.llm import (
     load_prompt,
     save_prompt,
 )
+from nasstudio.predict.llm.llmas import LlmasError, import_templates, is_llmas, stored_templates
 from nasstudio.predict.llm.prompt import EXAMPLES_PLACEHOLDER
 from nasstudio.store import Project
 
@@ -306,6 +311,17 @@ class PromptEditor(QWidget):
         self.diff_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self._diff_highlighter = DiffHighlighter(self.diff_view.document())
         self.evaluations = EvaluationPanel()
+        self.llmas_list = QListWidget(
+            toolTip="llmas's templates imported as prompts: use one with --prompt-version; "
+            "Ablations… evaluates a task's as llmas's cumulative ablation"
+        )
+        self.llmas_view = QPlainTextEdit(readOnly=True, font=mono)
+        self.llmas_view.setToolTip("The template as llmas publishes it (read-only)")
+        self.llmas_import_button = QPushButton(
+            "Import llmas folder…",
+            toolTip="Store the predictor templates of an llmas instruction_templates/<task> "
+            "folder as prompts of the project",
+        )
 
     def _layout_widgets(self) -> None:
         top = QHBoxLayout()
@@ -361,6 +377,7 @@ class PromptEditor(QWidget):
         self.tabs.addTab(self._preview_tab(), "Preview")
         self.tabs.addTab(self._history_tab(), "History")
         self.tabs.addTab(self.evaluations, "Evaluation")
+        self.tabs.addTab(self._llmas_tab(), "llmas")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -402,7 +419,23 @@ class PromptEditor(QWidget):
         layout.addWidget(splitter)
         return tab
 
+    def _llmas_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Each a prompt of the project", wordWrap=True), 1)
+        row.addWidget(self.llmas_import_button)
+        layout.addLayout(row)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.llmas_list)
+        splitter.addWidget(self.llmas_view)
+        splitter.setSizes([140, 360])
+        layout.addWidget(splitter, 1)
+        return tab
+
     def _connect(self) -> None:
+        self.llmas_list.currentItemChanged.connect(self._show_llmas_template)
+        self.llmas_import_button.clicked.connect(self._choose_llmas_folder)
         for edit in (self.role_edit, self.instructions_edit, self.definitions_edit):
             edit.textChanged.connect(self._schedule_refresh)
         self.name_edit.textChanged.connect(self._schedule_refresh)
@@ -457,6 +490,7 @@ class PromptEditor(QWidget):
         draft = self._drafts.pop((str(project.path), task), None)
         self._load(draft or self._saved)
         self.fill_history()
+        self.fill_llmas()
 
     def _keep_draft(self) -> None:
         prompt = self.prompt()
@@ -657,7 +691,11 @@ class PromptEditor(QWidget):
         """This task's saved prompts, newest first."""
         if self.project is None:
             return []
-        records = [r for r in self.project.prompts() if r["sections"].get("task") == self.task]
+        records = [
+            r
+            for r in self.project.prompts()
+            if r["sections"].get("task") == self.task and not is_llmas(r["sections"])
+        ]
         return records[::-1]
 
     def fill_history(self) -> None:
@@ -742,6 +780,48 @@ class PromptEditor(QWidget):
         if prompt is not None:
             self._load(replace(prompt, examples=self._base.examples))
             self.status.emit(f"Loaded {prompt.name} into the editor (not saved)")
+
+    # --- llmas templates -----------------------------------------------------------------------
+
+    def fill_llmas(self) -> None:
+        """List the project's llmas prompts, by task in llmas's ablation order."""
+        self.llmas_list.clear()
+        self.llmas_view.setPlainText("")
+        if self.project is None:
+            return
+        for template in stored_templates(self.project):
+            item = QListWidgetItem(f"{template.task} · {template.name} · {template.version}")
+            item.setData(Qt.ItemDataRole.UserRole, template)
+            self.llmas_list.addItem(item)
+        self.llmas_list.setCurrentRow(0)
+
+    def llmas_names(self) -> list[str]:
+        """The listed llmas prompts' names (what a test reads)."""
+        return [
+            self.llmas_list.item(i).data(Qt.ItemDataRole.UserRole).name
+            for i in range(self.llmas_list.count())
+        ]
+
+    def _show_llmas_template(self, item: QListWidgetItem | None) -> None:
+        template = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        self.llmas_view.setPlainText(template.template if template is not None else "")
+
+    def _choose_llmas_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "llmas template folder (one task's)")
+        if folder:
+            self.import_llmas(folder)
+
+    def import_llmas(self, folder: str) -> None:
+        """Store the folder's predictor templates as prompts and say what was imported."""
+        if self.project is None:
+            return
+        try:
+            summary = import_templates(self.project, folder)
+        except (LlmasError, OSError) as exc:
+            self.status.emit(f"Not imported: {exc}")
+            return
+        self.fill_llmas()
+        self.status.emit("Imported " + " ".join(s.strip() for s in summary.describe().splitlines()))
 
 
 def _entry_name(entry: str, prompt: Prompt) -> str:

@@ -29,8 +29,8 @@ from nasstudio.predict.evaluate import METRICS, coverage_text, undefined_text
 from nasstudio.store import Project
 
 LOWER_IS_BETTER = {"mae"}
-PREDICTOR, SEED, MAE, TAU, RHO, COUNT, PROMPT = range(7)
-_HEADERS = ("Predictor", "Seed", "MAE", "Kendall τ", "Spearman ρ", "n", "Prompt")
+PREDICTOR, SEED, MAE, TAU, RHO, COUNT, PROMPT, ABLATION = range(8)
+_HEADERS = ("Predictor", "Seed", "MAE", "Kendall τ", "Spearman ρ", "n", "Prompt", "Ablation")
 _HEADER_TIPS = (
     "Stored baselines (from the llmas files) and LLM profiles",
     "Mean (population std) over seeds, then each seed",
@@ -39,6 +39,8 @@ _HEADER_TIPS = (
     "Spearman's rho between predicted and measured BLEU (higher is better)",
     "Test architectures predicted, of those asked (an LLM may answer no number)",
     "Prompt name and version (a hash of the rendered sections)",
+    "Which kind of ablation: one of llmas's cumulative templates, or a leave-one-out variant "
+    "of the project's prompt",
 )
 PREDICTOR_WIDTH = 110  # elided: the tooltip has the whole name
 _METRIC_COLUMNS = dict(zip(METRICS, (MAE, TAU, RHO), strict=True))
@@ -58,6 +60,7 @@ class EvaluationRecord:
     predictor: str
     label: str
     version: str | None = None
+    ablation: str = ""  # llmas cumulative, leave-one-out, or '' (not an ablation)
     seeds: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
     first_row: int = 0  # where it starts in the project's evaluations: their order
@@ -123,6 +126,7 @@ def evaluation_records(
             row["predictor"],
             row["label"],
             row["prompt_version"],
+            row["details"].get("ablation", ""),
             finished=state in (None, JobState.DONE),
             first_row=row["id"],
         )
@@ -233,6 +237,7 @@ class EvaluationPanel(QWidget):
         item.setText(SEED, seeds)
         item.setText(PROMPT, prompt)
         item.setToolTip(PROMPT, prompt)
+        item.setText(ABLATION, record.ablation)
         for metric, column in _METRIC_COLUMNS.items():
             mean = record.mean(metric)
             item.setText(column, record.figure(metric))

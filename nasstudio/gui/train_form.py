@@ -37,7 +37,7 @@ from nasstudio.data.corpus import CorpusError
 from nasstudio.data.spec import open_corpus, task_name
 from nasstudio.metrics.latency import HAT_BEAM, HAT_REPEATS, device_name
 from nasstudio.store import Project
-from nasstudio.train.config import TrainConfig
+from nasstudio.train.config import HAT_RECIPE, TrainConfig, describe_recipe, recipe_settings
 from nasstudio.train.result_task import result_task_name, why_not_corpus_task
 
 SETTINGS_GROUP = "train"
@@ -48,6 +48,7 @@ CORPORA = {
     "folder": "Folder of {train,valid,test}.<lang>[.gz] files",
 }
 BUDGETS = {"max_steps": "Steps", "max_epochs": "Epochs", "max_minutes": "Minutes"}
+RECIPES = {"default": "Defaults (CPU-friendly)", "hat": "HAT (its configs' recipe)"}
 EXECUTORS = {
     "process": "Worker process (this machine)",
     "thread": "Thread of this app",
@@ -85,6 +86,12 @@ class ScientificSpinBox(QDoubleSpinBox):
     def stepBy(self, steps: int) -> None:
         # Multiplicative steps suit a learning rate better than adding a constant.
         self.setValue(self.value() * 2.0**steps)
+
+
+def _min_lr_spin(value: float) -> ScientificSpinBox:
+    spin = ScientificSpinBox(value, 0.0, 1.0)
+    spin.setToolTip("Learning rate the cosine schedule decays to (HAT: 1e-7)")
+    return spin
 
 
 def _int_spin(value: int, minimum: int, maximum: int, tip: str, step: int = 1) -> QSpinBox:
@@ -264,8 +271,10 @@ class TrainForm(QWidget):
         schedules = {"inverse_sqrt": "inverse sqrt", "cosine": "cosine"}
         precisions = {"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
         group = QGroupBox("Hyperparameters")
+        form = QFormLayout(group)
+        form.addRow("Recipe", self._recipe_combo())
         self._add_config_rows(
-            QFormLayout(group),
+            form,
             {
                 "lr": ("Learning rate", lr),
                 "warmup_steps": (
@@ -312,6 +321,15 @@ class TrainForm(QWidget):
                         d.beam, 1, 64, "Beam of the final BLEU on valid and test (1: greedy)"
                     ),
                 ),
+                "length_penalty": (
+                    "Length penalty",
+                    _float_spin(
+                        d.length_penalty,
+                        5.0,
+                        "Beam search scores log p / length ** this (1: average per token; "
+                        "HAT: 0.6)",
+                    ),
+                ),
                 "seed": (
                     "Seed",
                     _int_spin(
@@ -324,6 +342,36 @@ class TrainForm(QWidget):
             },
         )
         return group
+
+    def _recipe_combo(self) -> QComboBox:
+        tips = {
+            "default": "Fills the fields with the defaults, made to train in minutes on a CPU",
+            "hat": "Fills the fields with HAT's recipe (configs/wmt14.en-de/subtransformer/"
+            f"common.yml and test.sh): {describe_recipe('hat')}. Batches stay as set: HAT's "
+            "are 128 of 4,096 tokens per step",
+        }
+        self.recipe_combo = _combo(
+            RECIPES, "default", "A recipe fills the hyperparameters; edit any field afterwards"
+        )
+        for index in range(self.recipe_combo.count()):
+            tip = tips[self.recipe_combo.itemData(index)]
+            self.recipe_combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
+        self._save_as("recipe", self.recipe_combo)
+        # Only a choice of the user fills the fields, not restoring the saved settings.
+        self.recipe_combo.activated.connect(lambda _: self._apply_recipe())
+        return self.recipe_combo
+
+    def _apply_recipe(self) -> None:
+        """Fill the fields the recipes set with the chosen one's values (the defaults' for
+        fields it leaves alone), its step budget included."""
+        recipe = self.recipe_combo.currentData()
+        values = {name: getattr(DEFAULTS, name) for name in HAT_RECIPE}
+        values.update(recipe_settings(recipe))
+        for name, value in values.items():
+            if name in self._config:
+                _set_value(self._config[name], value)
+        self.budget_combo.setCurrentIndex(self.budget_combo.findData("max_steps"))
+        _set_value(self._budget_spins["max_steps"], values["max_steps"])
 
     def _advanced_section(self) -> QCollapsible:
         d = DEFAULTS
@@ -361,6 +409,10 @@ class TrainForm(QWidget):
                 "clip_norm": (
                     "Clip norm",
                     _float_spin(d.clip_norm, 1000.0, "Gradient norm clipping (0: off)", 0.5),
+                ),
+                "min_lr": (
+                    "Minimum rate",
+                    _min_lr_spin(d.min_lr),
                 ),
                 "attention_dropout": (
                     "Attention dropout",

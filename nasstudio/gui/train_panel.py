@@ -47,7 +47,7 @@ from nasstudio.jobs.model import JobFunction
 from nasstudio.jobs.records import CurvePoint, NewArchitectures
 from nasstudio.metrics.latency import device_name
 from nasstudio.store import BLEU_VALID, LATENCY_MS, JobRecord
-from nasstudio.train.job import train_job
+from nasstudio.train.job import TRAINED_SOURCE, train_job
 from nasstudio.train.supernet import supernet_train_job
 
 SPLITTER_KEY = "train/splitter"
@@ -529,8 +529,19 @@ class TrainPanel(QWidget):
         if self._view.task == run.task:
             self._view.task = run.result_task
         if self._view.task == run.result_task:
-            self._view.y_axis = BLEU_VALID
+            self._view.y_axis = self._bleu_column(run)
         self._tell(f"{run.label} trained: {run.message} (task {run.result_task})")
+
+    def _bleu_column(self, run: Run) -> str:
+        """The column of the run's validation BLEU: a task whose BLEU was first scored on other
+        sentences (imported from a paper, say) shows it in a column of its own test set."""
+        project = self._session.project
+        scored = [
+            m
+            for m in project.measurements(run.arch_ids[0], run.result_task)
+            if m.metric == BLEU_VALID and m.source == TRAINED_SOURCE
+        ]
+        return project.column_of(scored[-1]) if scored else BLEU_VALID
 
     def _show_latency(self, run: Run) -> None:
         if self._view.task == run.task:

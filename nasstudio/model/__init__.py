@@ -5,12 +5,18 @@ from nasstudio.model.flops import count_flops
 from nasstudio.model.loss import Batch, token_cross_entropy, validation_loss
 from nasstudio.model.supernet import (
     SuperTransformer,
+    hat_super_embed_dims,
     largest_architecture,
     sandwich_archs,
     sandwich_backward,
     smallest_architecture,
 )
-from nasstudio.model.transformer import DecoderState, EncoderOutput, TransformerMT
+from nasstudio.model.transformer import (
+    DecoderState,
+    EncoderOutput,
+    TransformerMT,
+    outdated_weights,
+)
 
 __all__ = [
     "Batch",
@@ -19,7 +25,9 @@ __all__ = [
     "SuperTransformer",
     "TransformerMT",
     "count_flops",
+    "hat_super_embed_dims",
     "largest_architecture",
+    "outdated_weights",
     "sandwich_archs",
     "sandwich_backward",
     "smallest_architecture",

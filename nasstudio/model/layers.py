@@ -17,6 +17,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def make_positions(tokens: Tensor, pad_id: int) -> Tensor:
+    """fairseq's position ids (``utils.make_positions``): a sentence's real tokens count from
+    ``pad_id + 1``, so padding on either side shifts nothing; padding gets ``pad_id``."""
+    real = tokens.ne(pad_id)
+    return real.long().cumsum(dim=1) * real + pad_id
+
+
 def sinusoidal_positions(positions: Tensor, dim: int) -> Tensor:
     """fairseq's sinusoidal embedding (sin half, then cos half) of integer ``positions``."""
     half = dim // 2
@@ -156,7 +163,12 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """Post-norm self-attention and FFN blocks; two layer norms."""
+    """Post-norm self-attention and FFN blocks; two layer norms.
+
+    ``dropout`` follows the self-attention block and ``scaled_dropout`` (the model sets it to
+    HAT's width-scaled rate) the FFN block: HAT's encoder layer applies its unscaled
+    ``args.dropout`` after self-attention and the scaled ``sample_dropout`` after the FFN.
+    """
 
     def __init__(
         self,
@@ -172,24 +184,28 @@ class EncoderLayer(nn.Module):
         self.self_attn_norm = SlicedLayerNorm(dim)
         self.ffn = FeedForward(dim, ffn_dim)
         self.ffn_norm = SlicedLayerNorm(dim)
-        self.dropout = dropout
+        self.dropout = self.scaled_dropout = dropout
 
-    def set_active(self, dim: int, ffn_dim: int, heads: int) -> None:
+    def set_active(self, dim: int, ffn_dim: int, heads: int, scaled_dropout: float) -> None:
         self.self_attn.set_active(dim, dim, heads)
         self.self_attn_norm.active_dim = dim
         self.ffn.set_active(dim, ffn_dim)
         self.ffn_norm.active_dim = dim
+        self.scaled_dropout = scaled_dropout
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         keys, values = self.self_attn.keys_values(x)
         h = self.self_attn(x, keys, values, mask=mask)
         x = self.self_attn_norm(x + F.dropout(h, self.dropout, self.training))
         h = self.ffn(x)
-        return self.ffn_norm(x + F.dropout(h, self.dropout, self.training))
+        return self.ffn_norm(x + F.dropout(h, self.scaled_dropout, self.training))
 
 
 class DecoderLayer(nn.Module):
-    """Post-norm causal self-attention, encoder-decoder attention and FFN; three layer norms."""
+    """Post-norm causal self-attention, encoder-decoder attention and FFN; three layer norms.
+
+    Every block is followed by ``dropout``, which the model sets to HAT's width-scaled rate.
+    """
 
     def __init__(
         self,
@@ -212,13 +228,20 @@ class DecoderLayer(nn.Module):
         self.dropout = dropout
 
     def set_active(
-        self, dim: int, encoder_dim: int, ffn_dim: int, heads: int, cross_heads: int
+        self,
+        dim: int,
+        encoder_dim: int,
+        ffn_dim: int,
+        heads: int,
+        cross_heads: int,
+        dropout: float,
     ) -> None:
         self.self_attn.set_active(dim, dim, heads)
         self.cross_attn.set_active(dim, encoder_dim, cross_heads)
         self.ffn.set_active(dim, ffn_dim)
         for norm in (self.self_attn_norm, self.cross_attn_norm, self.ffn_norm):
             norm.active_dim = dim
+        self.dropout = dropout
 
     def forward(
         self,

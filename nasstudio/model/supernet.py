@@ -55,6 +55,16 @@ def smallest_architecture(space: SearchSpace) -> Architecture:
     return _extreme_architecture(space, min)
 
 
+def hat_super_embed_dims(space: SearchSpace, arch: Architecture) -> tuple[int, int]:
+    """The encoder and decoder widths of the SuperTransformer inside which HAT trains ``arch``
+    as a SubTransformer (its ``subtransformer/common.yml``): the space's largest, or arch's
+    own where arch is wider (outside the space)."""
+    return (
+        max(*space.encoder_embed_dims, arch.encoder_embed_dim),
+        max(*space.decoder_embed_dims, arch.decoder_embed_dim),
+    )
+
+
 def sandwich_archs(space: SearchSpace, rng: random.Random) -> list[Architecture]:
     """The sandwich rule's sub-architectures for one step: largest, smallest, one random."""
     return [largest_architecture(space), smallest_architecture(space), space.sample(rng)]
@@ -105,7 +115,9 @@ class SuperTransformer(TransformerMT):
             self.set_active(previous)
 
     def extract(self, arch: Architecture) -> TransformerMT:
-        """A standalone TransformerMT for ``arch`` whose weights are copies of the slices."""
+        """A standalone TransformerMT for ``arch`` whose weights are copies of the slices; it
+        keeps the supernet's widths as its super widths, so it computes what ``arch`` computes
+        inside the supernet (positions, dropout)."""
         model = TransformerMT(
             arch,
             self.vocab_size,
@@ -114,6 +126,7 @@ class SuperTransformer(TransformerMT):
             eos_id=self.eos_id,
             dropout=self.dropout,
             attention_dropout=self.attention_dropout,
+            super_embed_dims=self.super_embed_dims,
         )
         model.to(device=self.embed.weight.device, dtype=self.embed.weight.dtype)
         own = dict(self.named_parameters())

@@ -12,20 +12,39 @@ the encoder is wider than the decoder.
 Decoder layer i attends to the outputs of the last ``arch.attended_encoder_layers(i)`` encoder
 layers concatenated along the sequence (HAT's arbitrary encoder-decoder attention).
 Targets are right-padded (teacher forcing); sources may be padded on either side.
+
+Training follows HAT's SuperTransformer, in which HAT trains every SubTransformer too (its
+``configs/*/subtransformer/common.yml`` names the 640-wide SuperTransformer to train it in):
+``super_embed_dims`` are the encoder and decoder widths of that super-network (by default the
+model's own). Positions are fairseq's (``make_positions``: from ``pad_id + 1``, padding gets
+``pad_id`` and a zero embedding), embedded with one sinusoid table of the super width sliced to
+the active width; dropout is scaled by active width / super width (HAT's ``calc_dropout``;
+attention dropout is not); the embedding is initialised with std ``super width ** -0.5``. The
+super widths are a buffer of the state dict, so a checkpoint records its position scheme.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasstudio.model.decoding import beam_search, greedy_search
-from nasstudio.model.layers import DecoderLayer, EncoderLayer, KVCache, sinusoidal_positions
+from nasstudio.model.layers import (
+    DecoderLayer,
+    EncoderLayer,
+    KVCache,
+    make_positions,
+    sinusoidal_positions,
+)
 from nasstudio.space import Architecture
+
+_SUPER_WIDTHS = "position_table_widths"  # the state-dict buffer that records the scheme
 
 
 @dataclass
@@ -69,7 +88,8 @@ class TransformerMT(nn.Module):
     """Encoder-decoder Transformer for translation, built from an Architecture.
 
     ``pad_id`` marks padding in sources and targets; decoding starts from ``bos_id`` and
-    stops at ``eos_id``.
+    stops at ``eos_id``. ``super_embed_dims`` (encoder, decoder) are the widths of the
+    SuperTransformer the model is trained as a part of, as HAT does (see the module's text).
     """
 
     def __init__(
@@ -82,6 +102,7 @@ class TransformerMT(nn.Module):
         eos_id: int = 2,
         dropout: float = 0.1,
         attention_dropout: float = 0.0,
+        super_embed_dims: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -89,9 +110,11 @@ class TransformerMT(nn.Module):
         self.dropout, self.attention_dropout = dropout, attention_dropout
         self.capacity = arch  # the sizes the weights are allocated at
         e, d, q = arch.encoder_embed_dim, arch.decoder_embed_dim, arch.qkv_dim
-        width = max(e, d)
-        self.embed = nn.Embedding(vocab_size, width, padding_idx=pad_id)
-        nn.init.normal_(self.embed.weight, std=width**-0.5)
+        self.super_embed_dims = _checked_super_dims(super_embed_dims or (e, d), arch)
+        self.register_buffer(_SUPER_WIDTHS, torch.tensor(self.super_embed_dims))
+        self.embed = nn.Embedding(vocab_size, max(e, d), padding_idx=pad_id)
+        # HAT's EmbeddingSuper: std of the super-network's (shared) embedding width.
+        nn.init.normal_(self.embed.weight, std=max(self.super_embed_dims) ** -0.5)
         nn.init.zeros_(self.embed.weight[pad_id])
         self.encoder = nn.ModuleList(
             EncoderLayer(e, ffn, q, heads, dropout, attention_dropout)
@@ -103,7 +126,7 @@ class TransformerMT(nn.Module):
                 arch.decoder_ffn_dims, arch.decoder_heads, arch.decoder_cross_heads, strict=True
             )
         )
-        self._arch = arch
+        self._activate(arch)  # sets the width-scaled dropout
 
     @property
     def arch(self) -> Architecture:
@@ -119,9 +142,7 @@ class TransformerMT(nn.Module):
     def encode(self, src: Tensor) -> EncoderOutput:
         """Run the encoder over ``src`` (B x S token ids)."""
         pad = src.eq(self.pad_id)
-        # Positions count real tokens only, so left padding does not shift them.
-        positions = ((~pad).cumsum(dim=1) - 1).clamp(min=0)
-        x = self._embed(src, positions, self.arch.encoder_embed_dim)
+        x = self._embed(src, make_positions(src, self.pad_id), decoder=False)
         attend = (~pad)[:, None, None, :]
         states = []
         for layer in self.encoder[: self.arch.encoder_layers]:
@@ -131,8 +152,7 @@ class TransformerMT(nn.Module):
 
     def decode(self, tgt_in: Tensor, encoder_out: EncoderOutput) -> Tensor:
         """Teacher-forced decoder pass: logits (B x T x vocab) for ``tgt_in`` (B x T)."""
-        positions = torch.arange(tgt_in.size(1), device=tgt_in.device).expand_as(tgt_in)
-        x = self._embed(tgt_in, positions, self.arch.decoder_embed_dim)
+        x = self._embed(tgt_in, make_positions(tgt_in, self.pad_id), decoder=True)
         state = self.start_decoding(encoder_out)
         layers = self.decoder[: self.arch.decoder_layers]
         for layer, kv, mask in zip(layers, state.memory_kv, state.memory_masks, strict=True):
@@ -153,8 +173,9 @@ class TransformerMT(nn.Module):
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> Tensor:
         """Logits (B x vocab) of the next token after ``prev_tokens`` (B,), the tokens of
         position ``state.step``; extends the self-attention caches and advances the step."""
-        positions = torch.full_like(prev_tokens, state.step)[:, None]
-        x = self._embed(prev_tokens[:, None], positions, self.arch.decoder_embed_dim)
+        # The step's position as in teacher forcing (fairseq: pad_id + number of tokens so far).
+        positions = torch.full_like(prev_tokens, self.pad_id + 1 + state.step)[:, None]
+        x = self._embed(prev_tokens[:, None], positions, decoder=True)
         layers = self.decoder[: self.arch.decoder_layers]
         for layer, kv, mask, cache in zip(
             layers, state.memory_kv, state.memory_masks, state.caches, strict=True
@@ -178,12 +199,28 @@ class TransformerMT(nn.Module):
         """Beam-search translations of ``src`` (see ``decoding.beam_search``)."""
         return beam_search(self, src, beam, _max_len(src, max_len), length_penalty)
 
+    def positional_embeddings(self, positions: Tensor, decoder: bool) -> Tensor:
+        """The encoder's (or decoder's) sinusoidal embeddings of ``positions`` (position ids as
+        ``make_positions`` numbers them) at the active width: the leading columns of the one
+        table of the super width, zero at padding's position ``pad_id`` (fairseq's table)."""
+        table_width = self.super_embed_dims[decoder]
+        emb = sinusoidal_positions(positions, table_width)[..., : self._width(decoder)]
+        return emb.masked_fill(positions.eq(self.pad_id).unsqueeze(-1), 0.0)
+
+    def scaled_dropout(self, decoder: bool) -> float:
+        """HAT's ``calc_dropout``: the dropout rate times active width / super width."""
+        return self.dropout * self._width(decoder) / self.super_embed_dims[decoder]
+
     # --- internals ------------------------------------------------------------------------
 
-    def _embed(self, tokens: Tensor, positions: Tensor, dim: int) -> Tensor:
+    def _width(self, decoder: bool) -> int:
+        return self.arch.decoder_embed_dim if decoder else self.arch.encoder_embed_dim
+
+    def _embed(self, tokens: Tensor, positions: Tensor, decoder: bool) -> Tensor:
+        dim = self._width(decoder)
         x = F.embedding(tokens, self.embed.weight[:, :dim], self.pad_id) * math.sqrt(dim)
-        x = x + sinusoidal_positions(positions, dim)
-        return F.dropout(x, self.dropout, self.training)
+        x = x + self.positional_embeddings(positions, decoder)
+        return F.dropout(x, self.scaled_dropout(decoder), self.training)
 
     def _project(self, x: Tensor) -> Tensor:
         return F.linear(x, self.embed.weight[:, : self.arch.decoder_embed_dim])
@@ -194,11 +231,13 @@ class TransformerMT(nn.Module):
         if problem:
             raise ValueError(f"architecture does not fit the allocated weights: {problem}")
         e, d = arch.encoder_embed_dim, arch.decoder_embed_dim
+        self._arch = arch
+        encoder_dropout, decoder_dropout = self.scaled_dropout(False), self.scaled_dropout(True)
         # The layers beyond arch's depth keep their old settings; they are not run.
         for layer, ffn, heads in zip(
             self.encoder, arch.encoder_ffn_dims, arch.encoder_heads, strict=False
         ):
-            layer.set_active(e, ffn, heads)
+            layer.set_active(e, ffn, heads, encoder_dropout)
         for layer, ffn, heads, cross in zip(
             self.decoder,
             arch.decoder_ffn_dims,
@@ -206,8 +245,40 @@ class TransformerMT(nn.Module):
             arch.decoder_cross_heads,
             strict=False,
         ):
-            layer.set_active(d, e, ffn, heads, cross)
-        self._arch = arch
+            layer.set_active(d, e, ffn, heads, cross, decoder_dropout)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        """Take the super widths the weights were trained with from the state dict; refuse
+        weights saved before the model recorded them (their positions were different)."""
+        problem = outdated_weights(state_dict, self, prefix)
+        if problem:
+            raise ValueError(problem)
+        widths = tuple(int(w) for w in state_dict[prefix + _SUPER_WIDTHS].tolist())
+        self.super_embed_dims = _checked_super_dims(widths, self.capacity)
+        self._activate(self.arch)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def outdated_weights(weights: Mapping[str, Any], model: nn.Module, prefix: str = "") -> str | None:
+    """Why ``weights`` (a state dict) would compute differently in ``model`` than in the model
+    that saved them, or None: weights of a TransformerMT saved before it recorded its
+    position scheme were trained with other positions."""
+    if not isinstance(model, TransformerMT) or prefix + _SUPER_WIDTHS in weights:
+        return None
+    return (
+        "these weights predate HAT's positional embeddings (positions from pad_id + 1, one "
+        "sinusoid table of the super width): they would decode differently; train it again"
+    )
+
+
+def _checked_super_dims(dims: tuple[int, int], arch: Architecture) -> tuple[int, int]:
+    e, d = (int(w) for w in dims)
+    if e < arch.encoder_embed_dim or d < arch.decoder_embed_dim:
+        raise ValueError(
+            f"super_embed_dims {(e, d)} narrower than the model "
+            f"({arch.encoder_embed_dim}, {arch.decoder_embed_dim})"
+        )
+    return e, d
 
 
 def _max_len(src: Tensor, max_len: int | None) -> int:

@@ -31,11 +31,16 @@ from scipy import stats
 from nasstudio.metrics import efficiency
 from nasstudio.predict.llm.client import LLMClient, Usage
 from nasstudio.predict.llm.job import LLMPrediction, TaskArchitectures, predict_stream
+from nasstudio.predict.llm.llmas import LlmasTemplate
 from nasstudio.predict.llm.prompt import Prompt
 from nasstudio.store import BLEU_VALID, GFLOPS, Project
 from nasstudio.store.importers import ImportFormatError, LlmasFile, read_llmas
 
 METRICS = ("mae", "kendall_tau", "spearman_rho")
+# The two kinds of prompt ablation an evaluation table shows: llmas's templates, each adding a
+# part to the one before, and the project's variants, each leaving one part of its prompt out.
+LLMAS_CUMULATIVE = "llmas cumulative"
+LEAVE_ONE_OUT = "leave-one-out"
 METRIC_LABELS = {"mae": "MAE", "kendall_tau": "Kendall tau", "spearman_rho": "Spearman rho"}
 SPLIT_FILES = ("train.jsonl", "test.jsonl")
 
@@ -93,6 +98,7 @@ class EvaluationResult:
     prompt_version: str | None = None
     usage: Usage | None = None
     prompt_name: str = ""
+    ablation: str = ""  # which kind of ablation (``ablation_kind``)
 
     def _defined(self, metric: str) -> list[SplitResult]:
         if metric not in METRICS:
@@ -153,6 +159,7 @@ class EvaluationResult:
         if self.prompt_version:
             out["prompt_version"] = self.prompt_version
             out["prompt_name"] = self.prompt_name
+            out["ablation"] = self.ablation
         out["n"], out["asked"] = self.predicted, self.asked
         for metric in METRICS:
             out[metric] = {
@@ -180,6 +187,18 @@ class EvaluationResult:
 
 def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+def is_llmas_prompt(prompt: Prompt | LlmasTemplate) -> bool:
+    return isinstance(prompt, LlmasTemplate)
+
+
+def ablation_kind(variant: str, prompt: Prompt | LlmasTemplate) -> str:
+    """``llmas cumulative`` for an llmas template, ``leave-one-out`` for a variant of the
+    project's prompt, '' for the project's prompt itself."""
+    if is_llmas_prompt(prompt):
+        return LLMAS_CUMULATIVE
+    return LEAVE_ONE_OUT if variant else ""
 
 
 def undefined_text(why: str | None) -> str:
@@ -335,18 +354,24 @@ def evaluate_stored(
 async def evaluate_prompt(
     client: LLMClient,
     benchmark: SeedArchs,
-    prompt: Prompt,
+    prompt: Prompt | LlmasTemplate,
     samples: int = 1,
     heard: Callable[[int, LLMPrediction], None] | None = None,
+    demo_ids: Sequence[str] | None = None,
 ) -> AsyncIterator[SplitResult]:
     """Score ``prompt`` seed by seed, each seed's test architectures predicted with its train
-    architectures as the demonstrations; yields each seed's result once it is complete.
-    ``heard(seed, result)`` is told of each prediction as it arrives."""
+    architectures as the demonstrations (``demo_ids``, architectures of the files, instead when
+    given); yields each seed's result once it is complete. An llmas prompt draws its task
+    examples with each seed, as llmas does. ``heard(seed, result)`` is told of each prediction
+    as it arrives."""
     known = benchmark.known
+    restricted = None if demo_ids is None else known.restricted_pool(demo_ids, benchmark.folder)
     for split in benchmark.splits:
-        queries, pool = known.queries(split.test_ids), known.demonstrations(split.train_ids)
+        queries = known.queries(split.test_ids)
+        pool = known.demonstrations(split.train_ids) if restricted is None else restricted
+        seeded = prompt.with_seed(split.seed) if is_llmas_prompt(prompt) else prompt
         predicted: dict[str, float] = {}
-        async for result in predict_stream(client, prompt, queries, pool, samples):
+        async for result in predict_stream(client, seeded, queries, pool, samples):
             if heard is not None:
                 heard(split.seed, result)
             if result.ok:
@@ -368,6 +393,7 @@ class SeedScores:
     split: SplitResult
     prompt_version: str | None = None
     variant: str = ""  # the prompt's ablation; '' for the prompt itself
+    ablation: str = ""  # which kind of ablation (``ablation_kind``)
 
     def write(self, project: Project, job_id: int) -> tuple[str, ...]:
         scores = self.split.scores
@@ -385,6 +411,7 @@ class SeedScores:
                 "missing": list(self.split.missing),
                 "predictions": dict(self.split.predictions),
                 **({"undefined": scores.undefined} if scores.undefined else {}),
+                **({"ablation": self.ablation} if self.ablation else {}),
             },
         }
         project.add_evaluations([row], job_id)

@@ -19,6 +19,7 @@ from nasstudio.predict.evaluate import (
     EvaluationResult,
     SeedScores,
     SplitResult,
+    ablation_kind,
     evaluate_baseline,
     evaluate_prompt,
     evaluate_stored,
@@ -36,7 +37,8 @@ from nasstudio.predict.llm import (
     ResponseCache,
     Usage,
 )
-from nasstudio.predict.llm.job import failure_text
+from nasstudio.predict.llm.job import asked_again_note, failure_text
+from nasstudio.predict.llm.llmas import LlmasTemplate
 from nasstudio.store import Project
 from nasstudio.store.importers import LLMAS_BASELINES
 
@@ -54,9 +56,10 @@ async def evaluate_prompts_job(
     folder: str,
     task: str,
     profile: LLMProfile | None = None,
-    prompts: Sequence[tuple[str, Prompt]] = (),
+    prompts: Sequence[tuple[str, Prompt | LlmasTemplate]] = (),
     predictors: Sequence[str] = LLMAS_BASELINES,
     samples: int = 1,
+    demo_ids: Sequence[str] | None = None,
     cache_path: str | Path | None = None,
     use_cache: bool = True,
     retry_base_delay: float = 1.0,
@@ -67,7 +70,8 @@ async def evaluate_prompts_job(
     The folder's files are imported into the project first (importing again changes nothing).
     A baseline the files carry is scored from them, and one they lack is skipped; any other
     predictor is scored from its predictions in the project. ``prompts`` are (variant, prompt)
-    pairs: the variant names an ablation, '' the prompt itself; they need ``profile``.
+    pairs: the variant names an ablation, '' the prompt itself; they need ``profile``. Each
+    seed's demonstrations are its train architectures, or ``demo_ids`` (of the files) when given.
     The job fails when the endpoint cannot be reached, or when a prompt got no prediction.
     """
     handle.progress(0.0, f"reading {Path(folder).name}/…/{task}")
@@ -93,6 +97,7 @@ async def evaluate_prompts_job(
             label = variant or prompt.name
             prefix = f"{label} ({index + 1}/{len(prompts)}): " if len(prompts) > 1 else ""
             version = prompt.version
+            kind = ablation_kind(variant, prompt)
             yield NewPrompt(prompt)
             handle.log(
                 f"{prefix}evaluating prompt {version} ({prompt.name}) with {profile.model} at "
@@ -103,7 +108,9 @@ async def evaluate_prompts_job(
             heard = _reporter(handle, prefix, index * per_prompt, per_prompt, total, client.usage)
             splits: list[SplitResult] = []
             async with client:
-                async for split in evaluate_prompt(client, benchmark, prompt, samples, heard):
+                async for split in evaluate_prompt(
+                    client, benchmark, prompt, samples, heard, demo_ids
+                ):
                     splits.append(split)
                     yield SeedScores(
                         task,
@@ -113,11 +120,21 @@ async def evaluate_prompts_job(
                         split,
                         version,
                         variant,
+                        kind,
                     )
             result = EvaluationResult(
-                task, profile.predictor_name, tuple(splits), version, client.usage, prompt.name
+                task,
+                profile.predictor_name,
+                tuple(splits),
+                version,
+                client.usage,
+                prompt.name,
+                kind,
             )
-            handle.log(f"{prefix}{profile.predictor_name} on {task}: {result.describe()}")
+            handle.log(
+                f"{prefix}{profile.predictor_name} on {task}: {result.describe()}"
+                + asked_again_note(profile, client.usage)
+            )
             if not result.predicted:
                 raise NothingPredicted(
                     f"{prefix}none of the {result.asked} test architectures got a prediction "

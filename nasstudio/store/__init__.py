@@ -3,6 +3,7 @@
 from nasstudio.store.owners import JobOwner, this_process
 from nasstudio.store.project import (
     BLEU_TEST,
+    BLEU_TEST_TOKENIZED,
     BLEU_VALID,
     GFLOPS,
     KNOWN_TASKS,
@@ -19,6 +20,7 @@ from nasstudio.store.schema import SCHEMA_VERSION, SchemaError
 
 __all__ = [
     "BLEU_TEST",
+    "BLEU_TEST_TOKENIZED",
     "BLEU_VALID",
     "GFLOPS",
     "KNOWN_TASKS",

@@ -1,5 +1,15 @@
 """The project store: one SQLite file (WAL) of tasks, architectures, measurements, predictions,
-prompts and jobs. Every write is one transaction; each thread gets its own connection."""
+prompts and jobs. Every write is one transaction; each thread gets its own connection.
+
+A measurement scored on a test set names it (``test_set``, and ``test_set_digest``, a hash of
+its sentences): a score on one test set never replaces a score on another, they show side by
+side. In ``table``/``rows``/``value_columns`` a metric's reference test set, the one its first
+recorded measurement in the task was scored on ('' for imported data, which names none), keeps
+the plain column (``bleu_test``); every other gets ``metric[name]`` (``bleu_test[newstest2014]``,
+``[unnamed]`` for none). A task's test set keeps the name it was first recorded under; other
+content under a name already used is recorded as ``name#<first 8 of its digest>``, so no two
+columns share a name.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +43,8 @@ _FEATURE_PLACEHOLDERS = ", ".join("?" * len(FEATURE_NAMES))
 # Metric names used across the store, the CLI and the GUI.
 BLEU_VALID = "bleu_valid"
 BLEU_TEST = "bleu_test"
+# HAT's and llmas's test BLEU: tokenised text, compound splitting, BLEU on whitespace tokens.
+BLEU_TEST_TOKENIZED = "bleu_test_tok"
 LATENCY_MS = "latency_ms"
 GFLOPS = "gflops"
 PARAMS = "params"
@@ -74,6 +86,8 @@ class Measurement:
     std: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
+    test_set: str = ""  # the scored test set's name ('' where none applies)
+    test_set_digest: str = ""  # hash of its sentences (train.test_sets.TestSet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,8 +363,13 @@ class Project:
     # --- measurements and predictions --------------------------------------------------------
 
     def add_measurements(self, rows: Iterable[Measurement]) -> None:
-        """Record measurements; one with the same arch, task, metric, device and source replaces
-        the earlier one (a re-import or re-measurement updates rather than duplicates)."""
+        """Record measurements; one with the same arch, task, metric, device, source and test
+        set content (digest) replaces the earlier one (a re-import or re-measurement updates
+        rather than duplicates), so a score on one test set never replaces another's.
+
+        A test set keeps the name it was first recorded under in its task; a different content
+        recorded under a name the task already uses is named ``name#<first 8 of its digest>``.
+        """
         now = time.time()
         # Importers share one provenance dict across a record's measurements: encode it once.
         # The dict is kept alongside so that its id cannot be reused during this call.
@@ -365,13 +384,14 @@ class Project:
         rows = list(rows)
         with self.transaction() as conn:
             self.bump_revisions(m.task for m in rows)
+            names = _test_set_names(conn, rows)
             conn.executemany(
-                "INSERT INTO measurements"
-                " (arch_id, task, metric, value, std, device, source, provenance, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (arch_id, task, metric, device, source) DO UPDATE SET"
-                " value = excluded.value, std = excluded.std, provenance = excluded.provenance,"
-                " created_at = excluded.created_at",
+                "INSERT INTO measurements (arch_id, task, metric, value, std, device, source,"
+                " provenance, created_at, test_set, test_set_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (arch_id, task, metric, device, source, test_set_digest)"
+                " DO UPDATE SET value = excluded.value, std = excluded.std,"
+                " provenance = excluded.provenance, created_at = excluded.created_at",
                 [
                     (
                         m.arch_id,
@@ -383,6 +403,8 @@ class Project:
                         m.source,
                         provenance_json(m),
                         m.created_at or now,
+                        names.get((m.task, m.test_set_digest), m.test_set),
+                        m.test_set_digest,
                     )
                     for m in rows
                 ],
@@ -416,12 +438,19 @@ class Project:
 
     def measurements(self, arch_id: str, task: str | None = None) -> list[Measurement]:
         query = (
-            "SELECT arch_id, task, metric, value, source, device, std, provenance, created_at"
-            " FROM measurements WHERE arch_id = ?"
+            "SELECT arch_id, task, metric, value, source, device, std, provenance, created_at,"
+            " test_set, test_set_digest FROM measurements WHERE arch_id = ?"
         )
         rows = self._rows_for_arch(query, arch_id, task)
         return [
-            Measurement(*row[:7], provenance=json.loads(row[7]), created_at=row[8]) for row in rows
+            Measurement(
+                *row[:7],
+                provenance=json.loads(row[7]),
+                created_at=row[8],
+                test_set=row[9],
+                test_set_digest=row[10],
+            )
+            for row in rows
         ]
 
     def predictions(self, arch_id: str, task: str | None = None) -> list[Prediction]:
@@ -443,8 +472,10 @@ class Project:
 
     def table(self, task: str) -> pd.DataFrame:
         """One row per architecture of ``task``: features, then the latest value of every
-        measured metric (``latency_ms@device`` per device) and of every prediction
-        (``pred:metric@predictor``), plus ``source:<column>`` naming where each value came from.
+        measured metric (``latency_ms@device`` per device, ``bleu_test[test_set]`` for a test
+        set other than the metric's reference one, see ``_reference_digests``) and of every
+        prediction (``pred:metric@predictor``), plus ``source:<column>`` naming where each value
+        came from.
         """
         conn = self._conn()
         base = pd.read_sql_query(
@@ -455,7 +486,11 @@ class Project:
             conn,
             params=(task,),
         ).set_index("id")
-        values = pd.read_sql_query(_values_query(), conn, params=(ANALYTIC_SOURCE, task, task))
+        references = _reference_digests(conn, task)
+        query, column_params = _values_query(references)
+        values = pd.read_sql_query(
+            query, conn, params=(*column_params, ANALYTIC_SOURCE, task, task)
+        )
         if values.empty:
             return base
         latest = values.drop_duplicates(["arch_id", "column"], keep="last")
@@ -480,12 +515,17 @@ class Project:
             missing = set(arch_ids) - self._known_ids(conn, task, list(set(arch_ids)))
             if missing:
                 raise KeyError(f"not in task '{task}': {', '.join(sorted(missing))}")
-        columns = self.value_columns(task)
+        references = _reference_digests(conn, task)
+        columns = self._value_columns(conn, task, references)
         columns = sorted(columns["measured"] + columns["predicted"])
-        return self._rows_in_chunks(task, arch_ids, columns)
+        return self._rows_in_chunks(task, arch_ids, columns, references)
 
     def _rows_in_chunks(
-        self, task: str, arch_ids: Sequence[str], columns: list[str]
+        self,
+        task: str,
+        arch_ids: Sequence[str],
+        columns: list[str],
+        references: dict[str, str],
     ) -> Iterator[tuple[Architecture, dict[str, Any]]]:
         conn = self._conn()
         for start in range(0, len(arch_ids), _ROWS_PER_READ):
@@ -502,9 +542,9 @@ class Project:
                 )
             }
             values: dict[str, dict[str, float]] = {arch_id: {} for arch_id in chunk}
+            query, column_params = _values_query(references, f" AND arch_id IN ({marks})")
             for arch_id, column, value, *_ in conn.execute(
-                _values_query(f" AND arch_id IN ({marks})"),
-                (ANALYTIC_SOURCE, task, *chunk, task, *chunk),
+                query, (*column_params, ANALYTIC_SOURCE, task, *chunk, task, *chunk)
             ):
                 values[arch_id][column] = value  # in order: the latest wins
             for arch_id in chunk:
@@ -513,15 +553,30 @@ class Project:
                 row.update((column, values[arch_id].get(column)) for column in columns)
                 yield Architecture.from_json(config), row
 
+    def column_of(self, m: Measurement) -> str:
+        """The ``table`` column that shows ``m``, a measurement as ``measurements`` reads it
+        back (with the name its test set is recorded under)."""
+        reference = _reference_digests(self._conn(), m.task).get(m.metric, "")
+        device = f"@{m.device}" if m.device else ""
+        if m.test_set_digest == reference:
+            return f"{m.metric}{device}"
+        return f"{m.metric}[{m.test_set or 'unnamed'}]{device}"
+
     def value_columns(self, task: str) -> dict[str, list[str]]:
         """Names of the metric columns ``table`` will have, grouped as measured / predicted."""
         conn = self._conn()
+        return self._value_columns(conn, task, _reference_digests(conn, task))
+
+    @staticmethod
+    def _value_columns(
+        conn: sqlite3.Connection, task: str, references: dict[str, str]
+    ) -> dict[str, list[str]]:
+        column, column_params = _measured_column(references)
         measured = [
             row[0]
             for row in conn.execute(
-                "SELECT DISTINCT CASE WHEN device = '' THEN metric ELSE metric || '@' || device"
-                " END FROM measurements WHERE task = ? ORDER BY 1",
-                (task,),
+                f"SELECT DISTINCT {column} FROM measurements WHERE task = ? ORDER BY 1",
+                (*column_params, task),
             )
         ]
         predicted = [
@@ -800,22 +855,92 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     return _connect(path, f"{uri}&immutable=1")
 
 
-def _values_query(where: str = "") -> str:
+def _reference_digests(conn: sqlite3.Connection, task: str) -> dict[str, str]:
+    """Each measured metric's reference test set in ``task``: the one its first recorded
+    measurement was scored on ('' for imported data, which names none). Its values keep the
+    plain metric's column; other test sets get columns of their own."""
+    # Hops from metric to metric along the (task, metric) index, rather than reading every
+    # measurement of the task to find its few metrics.
+    return dict(
+        conn.execute(
+            "WITH RECURSIVE metrics(metric) AS ("
+            " SELECT MIN(metric) FROM measurements WHERE task = ?1"
+            " UNION ALL SELECT (SELECT MIN(metric) FROM measurements"
+            " WHERE task = ?1 AND metric > metrics.metric) FROM metrics WHERE metric IS NOT NULL)"
+            " SELECT metric, (SELECT test_set_digest FROM measurements"
+            " WHERE task = ?1 AND metric = metrics.metric ORDER BY id LIMIT 1)"
+            " FROM metrics WHERE metric IS NOT NULL",
+            (task,),
+        ).fetchall()
+    )
+
+
+def _measured_column(references: dict[str, str]) -> tuple[str, list[str]]:
+    """A measurement's column, as SQL and its parameters: ``metric``, or ``metric[test set]``
+    when scored on another test set than the metric's reference one, then ``@device`` where
+    there is one."""
+    # Most metrics name no reference test set (''): the CASE over metrics lists only the
+    # others, so that reading a large imported task costs what it did before test sets.
+    named = {metric: digest for metric, digest in references.items() if digest}
+    cases = " ".join("WHEN ? THEN ?" for _ in named)
+    reference = f"CASE metric {cases} ELSE '' END" if named else "''"
+    # The common case first, concatenating as little as the plain column needs.
+    column = (
+        f"CASE WHEN test_set_digest = {reference} THEN"
+        " CASE WHEN device = '' THEN metric ELSE metric || '@' || device END"
+        " ELSE metric || CASE WHEN test_set = '' THEN '[unnamed]' ELSE '[' || test_set || ']' END"
+        " || CASE WHEN device = '' THEN '' ELSE '@' || device END END"
+    )
+    return column, [item for pair in named.items() for item in pair]
+
+
+def _values_query(references: dict[str, str], where: str = "") -> tuple[str, list[str]]:
     """Every value of a task as ``arch_id, column, value, source``, in the order in which each
     supersedes the one before: analytic efficiency first (a measured GFLOPs or size, when
-    there, wins), then the rest oldest first. Parameters: the analytic source, then the task
-    and ``where``'s own for the measurements, and again for the predictions."""
+    there, wins), then the rest oldest first; and the parameters of ``references``. The
+    query's further parameters: the analytic source, then the task and ``where``'s own for the
+    measurements, and again for the predictions."""
     # Narrowed by ``where`` to some architectures, look them up by architecture: the unary +
     # keeps SQLite from scanning the whole task's predictions for each few hundred.
     task = "+task" if where else "task"
-    return (
-        "SELECT arch_id, CASE WHEN device = '' THEN metric ELSE metric || '@' || device END"
-        " AS column, value, source, source != ? AS rank, created_at, id FROM measurements"
-        f" WHERE {task} = ?{where}"
+    column, column_params = _measured_column(references)
+    query = (
+        f"SELECT arch_id, {column} AS column, value, source, source != ? AS rank, created_at,"
+        f" id FROM measurements WHERE {task} = ?{where}"
         " UNION ALL SELECT arch_id, 'pred:' || metric || '@' || predictor, value,"
         f" predictor_kind, 2, created_at, id FROM predictions WHERE {task} = ?{where}"
         " ORDER BY rank, created_at, id"
     )
+    return query, column_params
+
+
+def _test_set_names(
+    conn: sqlite3.Connection, rows: Sequence[Measurement]
+) -> dict[tuple[str, str], str]:
+    """The name each (task, test set digest) among ``rows`` is recorded under: the name it
+    already has in the task, else its own ('' becomes the digest's first 8 characters), with
+    ``#<first 8 of the digest>`` added when the task already uses that name for other content.
+    """
+    new = {(m.task, m.test_set_digest): m.test_set for m in rows if m.test_set_digest}
+    names: dict[tuple[str, str], str] = {}
+    for task in {task for task, _ in new}:
+        recorded = dict(
+            conn.execute(
+                "SELECT test_set_digest, test_set FROM measurements"
+                " WHERE task = ? AND test_set_digest != '' GROUP BY test_set_digest",
+                (task,),
+            ).fetchall()
+        )
+        taken = set(recorded.values())
+        for (row_task, digest), name in new.items():
+            if row_task != task:
+                continue
+            if digest not in recorded:
+                name = name or digest[:8]
+                recorded[digest] = f"{name}#{digest[:8]}" if name in taken else name
+                taken.add(recorded[digest])
+            names[task, digest] = recorded[digest]
+    return names
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

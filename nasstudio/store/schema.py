@@ -163,6 +163,34 @@ CREATE TABLE evaluations (
 );
 CREATE INDEX evaluations_by_prompt ON evaluations (prompt_version);
 """,
+    # 3: a measurement names the test set it was scored on (name, hash of its sentences); the
+    # hash is part of its identity, so a score on one test set never replaces another's.
+    """
+CREATE TABLE measurements_v3 (
+    id INTEGER PRIMARY KEY,
+    arch_id TEXT NOT NULL REFERENCES architectures(id),
+    task TEXT NOT NULL REFERENCES tasks(name),
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    std REAL,
+    device TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    provenance TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    test_set TEXT NOT NULL DEFAULT '',
+    test_set_digest TEXT NOT NULL DEFAULT '',
+    UNIQUE (arch_id, task, metric, device, source, test_set_digest)
+);
+INSERT INTO measurements_v3 (id, arch_id, task, metric, value, std, device, source, provenance,
+    created_at)
+    SELECT id, arch_id, task, metric, value, std, device, source, provenance, created_at
+    FROM measurements;
+DROP TABLE measurements;
+ALTER TABLE measurements_v3 RENAME TO measurements;
+CREATE INDEX measurements_by_task ON measurements (task, metric);
+CREATE INDEX measurements_by_test_set ON measurements (task, test_set_digest)
+    WHERE test_set_digest != '';
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasstudio.data.vocab import Vocabulary
+from nasstudio.model import outdated_weights
+
 _PARTS = ("model", "optimizer", "scheduler", "state", "meta", "rng")
 
 
@@ -99,6 +102,32 @@ def load_checkpoint(
     return TrainingState(**payload["state"])
 
 
+def restore_weights(path: Path, payload: Any, model: torch.nn.Module) -> None:
+    """Load the weights of ``payload`` (a checkpoint read from ``path``) into ``model``, and
+    nothing else: translating needs no optimiser and no random state. ``UnreadableCheckpoint``
+    when it is not a training checkpoint or its weights do not fit."""
+    _check_parts(path, payload, model)
+    model.load_state_dict(payload["model"])
+
+
+def vocabulary_file(folder: Path, digest: str) -> Path:
+    """Where the subword vocabulary with model digest ``digest`` (``Vocabulary.digest``) of
+    the checkpoints in ``folder`` is kept."""
+    return folder / f"vocab-{digest}.model"
+
+
+def keep_vocabulary(folder: Path, vocab: Vocabulary) -> None:
+    """Keep ``vocab`` beside the checkpoints in ``folder`` (once): a checkpoint translates
+    text only with its vocabulary, and the vocabulary cache may have been cleared."""
+    path = vocabulary_file(folder, vocab.digest)
+    if path.is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    vocab.save(partial)
+    os.replace(partial, path)
+
+
 def _check_parts(path: Path, payload: Any, model: torch.nn.Module) -> None:
     """Refuse a file without the parts of a checkpoint, or with weights that do not fit."""
     if not isinstance(payload, dict) or any(part not in payload for part in _PARTS):
@@ -108,6 +137,9 @@ def _check_parts(path: Path, payload: Any, model: torch.nn.Module) -> None:
     if not isinstance(payload["meta"], dict) or not isinstance(state, dict) or set(state) != names:
         raise UnreadableCheckpoint(f"{path}: not a training checkpoint (its state or meta)")
     weights, expected = payload["model"], model.state_dict()
+    outdated = isinstance(weights, dict) and outdated_weights(weights, model)
+    if outdated:
+        raise UnreadableCheckpoint(f"{path}: {outdated}")
     fits = isinstance(weights, dict) and weights.keys() == expected.keys()
     if not fits or any(
         not isinstance(weights[k], torch.Tensor) or weights[k].shape != v.shape

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 Schedule = Literal["inverse_sqrt", "cosine"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Recipe = Literal["default", "hat"]
+RECIPES: tuple[Recipe, ...] = ("default", "hat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class TrainConfig:
     patience: int | None = None  # evaluations without a better validation loss before stopping
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     beam: int = 5  # beam size of the final BLEU on valid and test (1: greedy)
+    length_penalty: float = 1.0  # beam scores are log p / length ** length_penalty
     max_len: int = 128  # longer sentences are skipped in training and truncated in evaluation
 
     def __post_init__(self) -> None:
@@ -70,3 +73,54 @@ def fit_warmup(config: TrainConfig) -> TrainConfig:
     if config.max_steps is None or config.warmup_steps <= config.max_steps:
         return config
     return replace(config, warmup_steps=max(1, config.max_steps // 10))
+
+
+# HAT's recipe for training a SubTransformer, from mit-han-lab/hardware-aware-transformers
+# configs/wmt14.en-de/subtransformer/common.yml (wmt14.en-fr and wmt19.en-de have the same
+# numbers); beam and length penalty from configs/wmt14.en-de/test.sh. Not taken: fp16 (see
+# ``precision``) and the batch of 8 GPUs x update-freq 16 x 4,096 tokens (``accumulate`` 128 on
+# one device; HAT's README), which would make one step take minutes on a CPU.
+HAT_RECIPE: dict[str, Any] = {
+    "dropout": 0.3,  # dropout: 0.3
+    "attention_dropout": 0.1,  # attention-dropout: 0.1
+    "schedule": "cosine",  # lr-scheduler: cosine
+    "warmup_steps": 4000,  # warmup-updates: 4000
+    "max_steps": 40000,  # max-update: 40000
+    "clip_norm": 0.0,  # clip-norm: 0.0
+    "lr": 1e-3,  # max-lr: 0.001 (fairseq's cosine peaks at max-lr ...)
+    "min_lr": 1e-7,  # lr: 1e-7 (... and anneals down to lr)
+    "betas": (0.9, 0.98),  # adam-betas: (0.9, 0.98)
+    "weight_decay": 0.0,  # weight-decay: 0.0
+    "label_smoothing": 0.1,  # label-smoothing: 0.1
+    "max_tokens": 4096,  # max-tokens: 4096
+    "beam": 4,  # test.sh: --beam 4
+    "length_penalty": 0.6,  # test.sh: --lenpen 0.6
+}
+
+# HAT trains the SuperTransformer with the same recipe but a longer warm-up:
+# configs/wmt14.en-de/supertransformer/space0.yml, warmup-updates: 10000.
+HAT_SUPERNET_RECIPE: dict[str, Any] = {**HAT_RECIPE, "warmup_steps": 10000}
+
+
+def recipe_settings(recipe: Recipe, supernet: bool = False) -> dict[str, Any]:
+    """The TrainConfig fields a recipe sets: none for "default" (the CPU-friendly defaults),
+    HAT's for "hat" (its SuperTransformer's when ``supernet``)."""
+    if recipe == "default":
+        return {}
+    if recipe == "hat":
+        return dict(HAT_SUPERNET_RECIPE if supernet else HAT_RECIPE)
+    raise ValueError(f"unknown recipe '{recipe}', expected one of {', '.join(RECIPES)}")
+
+
+def describe_recipe(recipe: Recipe, supernet: bool = False) -> str:
+    """What a recipe sets, in words (for help texts and tooltips)."""
+    settings = recipe_settings(recipe, supernet)
+    if not settings:
+        return "the CPU-friendly defaults"
+    return ", ".join(f"{name} {_plain(value)}" for name, value in settings.items())
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "/".join(map(str, value))
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)

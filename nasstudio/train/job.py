@@ -1,4 +1,10 @@
-"""Training one architecture on a corpus as a job, its BLEU recorded with full provenance."""
+"""Training one architecture on a corpus as a job, its BLEU recorded with full provenance.
+
+The final BLEU scores every sentence of the valid and test splits, whatever its length (the
+positions are sinusoids computed for any length, so no source is ever cut; a hypothesis is
+bounded by ``max_len`` tokens, as fairseq's by ``max_len_b``), and names the test set it was
+scored on: the split file's stem and a hash of its sentences (``test_sets.TestSet``).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +22,19 @@ import torch
 from nasstudio.data.batching import Batch, EncodedPairs, TokenBatcher, encode_pairs
 from nasstudio.data.corpus import Corpus, SentencePair
 from nasstudio.data.spec import open_corpus
-from nasstudio.data.vocab import Vocabulary, corpus_vocabulary
+from nasstudio.data.vocab import PAD_ID, Vocabulary, corpus_vocabulary
 from nasstudio.jobs import JobHandle
 from nasstudio.jobs.model import job_defaults
 from nasstudio.jobs.records import CurvePoint, Measurements, NewArchitectures, NewTask
 from nasstudio.metrics.latency import device_name
-from nasstudio.model import TransformerMT
-from nasstudio.store import BLEU_TEST, BLEU_VALID, Measurement, Project, Task
+from nasstudio.model import TransformerMT, hat_super_embed_dims
+from nasstudio.space import Architecture, SearchSpace, get_space
+from nasstudio.store import BLEU_TEST, BLEU_TEST_TOKENIZED, BLEU_VALID, Measurement, Project, Task
+from nasstudio.train.bleu import TOKENIZED_PROCEDURE, BleuScore, corpus_bleu, tokenized_bleu
+from nasstudio.train.checkpoint import keep_vocabulary
 from nasstudio.train.config import TrainConfig, fit_warmup
 from nasstudio.train.result_task import default_vocab_size, result_task_name, why_not_corpus_task
+from nasstudio.train.test_sets import TestSet
 from nasstudio.train.trainer import EvalSet, Trainer, TrainProgress
 
 TRAINED_SOURCE = "trained"
@@ -38,6 +48,7 @@ _NOT_IN_CHECKPOINT_KEY = (
     "patience",
     "checkpoint_every",
     "beam",
+    "length_penalty",
 )
 
 
@@ -127,7 +138,8 @@ def train_job(
     arch = project.architecture(arch_id)
     yield [NewTask(prepared.task), NewArchitectures(target, (arch,), f"trained (from {task})")]
     folder = checkpoint_dir(project, checkpoint_root)
-    trainer, sets = _trainer(arch, data, vocab, settings, torch.device(device), folder)
+    space = get_space(prepared.task.space)
+    trainer, sets = _trainer(arch, space, data, vocab, settings, torch.device(device), folder)
     if trainer.resumed:
         handle.log(f"resumed from step {trainer.state.step}")
     if trainer.unreadable_checkpoint:
@@ -137,7 +149,7 @@ def train_job(
         handle.progress(0.9 * report.fraction, _describe(report))
         yield CurvePoint(arch_id, report.step, asdict(report))
     handle.check_cancelled()
-    scores = _final_bleu(handle, trainer, sets)
+    scores = _final_bleu(handle, trainer, sets, data)
     yield Measurements(
         tuple(
             Measurement(
@@ -148,9 +160,11 @@ def train_job(
                 TRAINED_SOURCE,
                 # BLEU does not depend on the device: it stays in the plain bleu_* columns.
                 provenance={
-                    **_provenance(trainer, data.name, vocab, score.signature, score.sentences),
+                    **_provenance(trainer, data.name, vocab, metric, score),
                     "device": device_name(device),
                 },
+                test_set=score.test_set.name,
+                test_set_digest=score.test_set.digest,
             )
             for metric, score in scores.items()
         )
@@ -204,11 +218,15 @@ def training_data(
     return train_batches, sets
 
 
-def _trainer(
-    arch, data, vocab: Vocabulary, config: TrainConfig, device: torch.device, folder: Path
-) -> tuple[Trainer, dict[str, EvalSet]]:
-    train_batches, sets = training_data(data, vocab, config)
-    model = TransformerMT(
+def build_model(
+    arch: Architecture,
+    vocab: Vocabulary,
+    config: TrainConfig,
+    super_embed_dims: tuple[int, int] | None = None,
+) -> TransformerMT:
+    """The model a run of ``arch`` trains (and ``train.translate`` loads its weights into,
+    which bring their super widths along)."""
+    return TransformerMT(
         arch,
         vocab.size,
         pad_id=vocab.pad_id,
@@ -216,12 +234,29 @@ def _trainer(
         eos_id=vocab.eos_id,
         dropout=config.dropout,
         attention_dropout=config.attention_dropout,
+        super_embed_dims=super_embed_dims,
     )
+
+
+def _trainer(
+    arch,
+    space: SearchSpace,
+    data,
+    vocab: Vocabulary,
+    config: TrainConfig,
+    device: torch.device,
+    folder: Path,
+) -> tuple[Trainer, dict[str, EvalSet]]:
+    train_batches, sets = training_data(data, vocab, config)
+    # As HAT, inside its space's SuperTransformer: positions, dropout and init of that width.
+    model = build_model(arch, vocab, config, hat_super_embed_dims(space, arch))
+    keep_vocabulary(folder, vocab)  # a checkpoint alone cannot translate text
     meta = {
         "arch": arch.id,
         "corpus": data.name,
         "vocab": vocab.signature,
         "config": run_settings(config),
+        "super_embed_dims": list(model.super_embed_dims),
     }
     trainer = Trainer(
         model,
@@ -237,33 +272,80 @@ def _trainer(
 
 
 def eval_set(pairs: Sequence[SentencePair], encoded: EncodedPairs, config: TrainConfig) -> EvalSet:
-    """Validation batches in length order; sources batched for decoding, references kept in
+    """Validation batches in length order, every sentence whatever its length (one longer
+    than ``max_tokens`` alone in its batch); sources batched for decoding, references kept in
     the order the batches visit the sentences."""
-    batcher = TokenBatcher(encoded, config.max_tokens, max_len=config.max_len, shuffle=False)
+    batcher = TokenBatcher(encoded, config.max_tokens, shuffle=False, oversized_alone=True)
     batches = list(batcher.epoch())
     references = [pairs[int(i)][1] for batch in batches for i in batch.index]
     return EvalSet(batches, [b.src for b in batches], references)
 
 
-def _final_bleu(handle: JobHandle, trainer: Trainer, sets: dict[str, EvalSet]) -> dict:
-    """BLEU on valid and test with the configured beam, reporting each decoded batch."""
+@dataclass(frozen=True, slots=True)
+class SplitScore:
+    """A BLEU score of a split, the test set it was scored on, and how many of its sentences
+    were longer than ``max_len`` tokens (their hypotheses are bounded by it)."""
+
+    bleu: BleuScore
+    test_set: TestSet
+    over_max_len: int
+
+    @property
+    def score(self) -> float:
+        return self.bleu.score
+
+
+def split_test_set(data: Corpus, split: str) -> TestSet:
+    """A split's test set: named after its source file (``test_2016_flickr.en.gz`` ->
+    ``test_2016_flickr``), hashed over the sentence pairs scored."""
+    pairs = data.pairs(split)
+    source_file = data.paths(split)[0]
+    name = source_file.name.removesuffix(".gz").removesuffix(f".{data.src_lang}")
+    return TestSet.of_lines(name, [s for s, _ in pairs], [t for _, t in pairs])
+
+
+def _final_bleu(
+    handle: JobHandle, trainer: Trainer, sets: dict[str, EvalSet], data: Corpus
+) -> dict[str, SplitScore]:
+    """sacrebleu's BLEU on valid and test, and HAT's tokenised BLEU on test, with the
+    configured beam and length penalty, reporting each decoded batch."""
     scores = {}
     for metric, split, start in ((BLEU_VALID, "valid", 0.9), (BLEU_TEST, "test", 0.95)):
         if split not in sets:
             continue
-        total = len(sets[split].references)
+        references = list(sets[split].references)
+        total = len(references)
 
         def report(done: int, split: str = split, start: float = start, total: int = total):
             handle.check_cancelled()
             handle.progress(start + 0.05 * done / total, f"decoding {split} {done}/{total}")
 
         report(0)
-        scores[metric] = trainer.bleu(sets[split], trainer.config.beam, on_batch=report)
+        hypotheses = trainer.translate(sets[split].sources, trainer.config.beam, on_batch=report)
+        test_set = split_test_set(data, split)
+        over = _over_max_len(sets[split], trainer.config.max_len)
+        scores[metric] = SplitScore(corpus_bleu(hypotheses, references), test_set, over)
+        if metric == BLEU_TEST:
+            tokenized = tokenized_bleu(hypotheses, references)
+            scores[BLEU_TEST_TOKENIZED] = SplitScore(tokenized, test_set, over)
     return scores
 
 
+def _over_max_len(data: EvalSet, max_len: int) -> int:
+    """Sentences of ``data`` longer than ``max_len`` tokens on either side (eos included), as
+    ``TokenBatcher`` counts them."""
+    return sum(
+        int(
+            torch.maximum(b.src.ne(PAD_ID).sum(dim=1), b.tgt_out.ne(PAD_ID).sum(dim=1))
+            .gt(max_len)
+            .sum()
+        )
+        for b in data.batches
+    )
+
+
 def _provenance(
-    trainer: Trainer, corpus: str, vocab: Vocabulary, signature: str, sentences: int
+    trainer: Trainer, corpus: str, vocab: Vocabulary, metric: str, score: SplitScore
 ) -> dict[str, Any]:
     state = trainer.state
     return {
@@ -276,8 +358,11 @@ def _provenance(
         "train_seconds": round(state.elapsed_s, 1),
         "best_valid_loss": state.best_valid_loss if math.isfinite(state.best_valid_loss) else None,
         "beam": trainer.config.beam,
-        "sentences": sentences,
-        "sacrebleu": signature,
+        "length_penalty": trainer.config.length_penalty,
+        "sentences": score.bleu.sentences,
+        "sentences_over_max_len": score.over_max_len,
+        "sacrebleu": score.bleu.signature,
+        **({"procedure": TOKENIZED_PROCEDURE} if metric == BLEU_TEST_TOKENIZED else {}),
         "time": time.time(),
     }
 

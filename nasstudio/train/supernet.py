@@ -163,6 +163,8 @@ def _checkpoint_meta(
         "vocab_size": vocab.requested_size or vocab.size,
         "vocab_type": vocab.model_type,
         "config": run_settings(config),
+        # HAT's positions and width-scaled dropout: a checkpoint of older positions is another run.
+        "super_embed_dims": [max(space.encoder_embed_dims), max(space.decoder_embed_dims)],
     }
 
 

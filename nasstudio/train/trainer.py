@@ -299,7 +299,9 @@ class Trainer:
             src, max_len = src.to(self.device), self.config.max_len
             with self._autocast():
                 if beam > 1:
-                    ids = self.model.beam_search(src, beam=beam, max_len=max_len)
+                    ids = self.model.beam_search(
+                        src, beam=beam, max_len=max_len, length_penalty=self.config.length_penalty
+                    )
                 else:
                     ids = self.model.greedy(src, max_len=max_len)
             out.extend(self.decode_text(seq) for seq in ids)

@@ -74,10 +74,10 @@ def requests_seen(monkeypatch: pytest.MonkeyPatch) -> list:
     seen = []
     complete = LLMClient.complete
 
-    async def recording(self, messages, sample=0):
+    async def recording(self, messages, *args, **kwargs):
         threads = {t.name for t in threading.enumerate()}
         seen.append((threading.current_thread(), asyncio.get_running_loop(), threads))
-        return await complete(self, messages, sample)
+        return await complete(self, messages, *args, **kwargs)
 
     monkeypatch.setattr(LLMClient, "complete", recording)
     return seen

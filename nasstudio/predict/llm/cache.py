@@ -45,7 +45,7 @@ def cache_key(
     base_url: str,
     model: str,
     messages: list[dict[str, str]],
-    temperature: float,
+    temperature: float | None,  # None: none sent (the endpoint's default)
     max_tokens: int,
     sample: int,
 ) -> str:

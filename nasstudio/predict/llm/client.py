@@ -8,6 +8,12 @@ otherwise the client sends a placeholder (the openai client insists on some key)
 travels in clear text: it goes over plain http only to this machine (a local llama.cpp or vLLM
 server); anywhere else the client refuses to start (``key_refusal``).
 
+Decoding presets: a profile's ``decoding`` says how a request is sent and its answer read.
+"project" (the default) sends the profile's temperature and max_tokens and reads the BLEU
+anywhere in the answer; "llmas" follows llmas's gpt_scorer.py: max_tokens 25, no temperature
+(the endpoint's default), and only an answer whose first word is a number counts, else the same
+request is asked again (the asking is done by the prediction job, ``predict_stream``).
+
 Retries are done here rather than by the openai client (whose own retries are off) so that each
 one is logged and counted: 408, 409, 429, 5xx, timeouts, connection errors and an HTTP 200 whose
 body is not a chat completion (a proxy's HTML page, broken JSON) are retried with exponential
@@ -46,6 +52,22 @@ UNREACHABLE_AFTER = 5
 # The most of an unreadable answer or body kept (in the job log): enough for any real answer,
 # bounded against a proxy that sends megabytes.
 KEPT_ANSWER_CHARS = 64 * 1024
+
+PROJECT_DECODING = "project"
+LLMAS_DECODING = "llmas"
+LLMAS_MAX_TOKENS = 25  # gpt_scorer.py's ChatCompletion.create(..., max_tokens=25)
+# llmas asks again until an answer starts with a number, without end: the bound stops a model
+# that never answers with a number from being asked for ever (each ask is a paid request).
+LLMAS_MAX_ASKS = 5
+# What each preset does, in words (CLI help, the settings dialog's tooltip).
+DECODINGS = {
+    PROJECT_DECODING: "the profile's temperature and max tokens; the BLEU is read anywhere in "
+    "the answer (a labelled number first; never a list marker or a number copied from the "
+    "architecture); each answer is asked once",
+    LLMAS_DECODING: f"llmas's gpt_scorer.py: max tokens {LLMAS_MAX_TOKENS} and the endpoint's "
+    "default temperature (none is sent); the answer's first word must be a number, else the "
+    f"same request is asked again, at most {LLMAS_MAX_ASKS} times in all",
+}
 
 
 class ProfileError(ValueError):
@@ -99,6 +121,7 @@ class LLMProfile:
     price_output_per_1k: float = 0.0
     api_key_env: str = "OPENAI_API_KEY"
     send_key_to_custom_url: bool = False
+    decoding: str = PROJECT_DECODING  # a key of DECODINGS
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str) -> ProfileError:
@@ -125,6 +148,22 @@ class LLMProfile:
                 raise bad(field, expected)
         if not self.api_key_env.strip():
             raise bad("api_key_env", "the name of an environment variable")
+        if self.decoding not in DECODINGS:
+            raise bad("decoding", " or ".join(map(repr, DECODINGS)))
+
+    @property
+    def sent_temperature(self) -> float | None:
+        """The temperature a request carries; None: none is sent (the endpoint's default)."""
+        return None if self.decoding == LLMAS_DECODING else self.temperature
+
+    @property
+    def sent_max_tokens(self) -> int:
+        return LLMAS_MAX_TOKENS if self.decoding == LLMAS_DECODING else self.max_tokens
+
+    @property
+    def max_asks(self) -> int:
+        """How many times one answer may be asked for while the answer rule rejects it."""
+        return LLMAS_MAX_ASKS if self.decoding == LLMAS_DECODING else 1
 
     @property
     def is_openai(self) -> bool:
@@ -132,8 +171,11 @@ class LLMProfile:
 
     @property
     def predictor_name(self) -> str:
-        """How predictions made with this profile are named in the store."""
-        return f"{self.model}@{self.name}"
+        """How predictions made with this profile are named in the store: ``model@profile``,
+        and ``model@profile+llmas`` with the llmas preset, so that its predictions and
+        evaluations stand beside the project preset's instead of replacing them."""
+        preset = "" if self.decoding == PROJECT_DECODING else f"+{self.decoding}"
+        return f"{self.model}@{self.name}{preset}"
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (
@@ -306,12 +348,16 @@ def request_api_key(profile: LLMProfile) -> str:
 
 @dataclass
 class Usage:
-    """What a client (or a job) spent. ``requests`` counts HTTP attempts, retries included."""
+    """What a client (or a job) spent. ``requests`` counts HTTP attempts, retries included;
+    ``asked_again`` the answers the answer rule rejected at first (the same request was sent
+    again), ``gave_up`` those it still rejected after the last ask."""
 
     requests: int = 0
     cache_hits: int = 0
     retries: int = 0
     failures: int = 0
+    asked_again: int = 0
+    gave_up: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
@@ -373,13 +419,18 @@ class LLMClient:
             await self._openai.close()
             self._openai = None
 
-    async def complete(self, messages: list[dict[str, str]], sample: int = 0) -> Completion:
-        """The answer to ``messages`` (sample ``sample`` of it), from the cache if it is there."""
+    async def complete(
+        self, messages: list[dict[str, str]], sample: int = 0, again: bool = False
+    ) -> Completion:
+        """The answer to ``messages`` (sample ``sample`` of it), from the cache if it is there;
+        ``again``: a new answer from the endpoint, which then replaces the cached one."""
         if self._openai is None or self._semaphore is None:
             raise RuntimeError("use the client inside 'async with LLMClient(...)'")
         p = self.profile
-        key = cache_key(p.base_url, p.model, messages, p.temperature, p.max_tokens, sample)
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+        key = cache_key(
+            p.base_url, p.model, messages, p.sent_temperature, p.sent_max_tokens, sample
+        )
+        if not again and self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
             return Completion(hit.text, hit.input_tokens, hit.output_tokens, 0.0, True, 0)
         (text, input_tokens, output_tokens), attempts = await self._send(messages)
@@ -407,8 +458,8 @@ class LLMClient:
                     raw = await self._openai.chat.completions.with_raw_response.create(
                         model=p.model,
                         messages=messages,
-                        temperature=p.temperature,
-                        max_tokens=p.max_tokens,
+                        max_tokens=p.sent_max_tokens,
+                        **_sampling(p),
                     )
                     self._connect_failures = 0
                     return read_completion(raw.http_response), attempt
@@ -470,6 +521,12 @@ class LLMClient:
         if self._key != PLACEHOLDER_KEY:  # servers may echo the key in an error message
             text = text.replace(self._key, "[API key]")
         return text[:500]
+
+
+def _sampling(profile: LLMProfile) -> dict[str, float]:
+    """The request's sampling fields: none at all for the endpoint's default temperature."""
+    temperature = profile.sent_temperature
+    return {} if temperature is None else {"temperature": temperature}
 
 
 def _attempts(count: int) -> str:

@@ -24,6 +24,7 @@ from nasstudio.metrics import efficiency
 from nasstudio.predict.base import PredictionResult, to_predictions
 from nasstudio.predict.llm.cache import ResponseCache
 from nasstudio.predict.llm.client import (
+    LLMAS_DECODING,
     Completion,
     LLMClient,
     LLMProfile,
@@ -31,7 +32,14 @@ from nasstudio.predict.llm.client import (
     Usage,
     kept_text,
 )
-from nasstudio.predict.llm.parser import numbers_in, parse_bleu, summarise
+from nasstudio.predict.llm.llmas import LlmasTemplate
+from nasstudio.predict.llm.parser import (
+    ParsedAnswer,
+    numbers_in,
+    parse_bleu,
+    parse_llmas_answer,
+    summarise,
+)
 from nasstudio.predict.llm.prompt import (
     Demonstration,
     NewPrompt,
@@ -58,6 +66,10 @@ class LLMPrediction(PredictionResult):
     cost: float = 0.0
     cached: int = 0  # samples served from the cache
     answers: tuple[str, ...] = ()
+
+
+class DemoPoolError(ValueError):
+    """A restricted demonstration pool that names no usable demonstration."""
 
 
 class NothingPredicted(RuntimeError):
@@ -94,15 +106,14 @@ async def predict_stream(
 
     async def one(query: Demonstration) -> LLMPrediction:
         messages = prompt.messages(query, pool)
+        read = _answer_rule(client.profile, bleu_range, query)
         outcomes = await asyncio.gather(
-            *(client.complete(messages, s) for s in range(samples)), return_exceptions=True
+            *(_ask(client, messages, s, read) for s in range(samples)), return_exceptions=True
         )
-        for outcome in outcomes:  # only request failures become results; bugs propagate
-            if isinstance(outcome, BaseException) and not isinstance(outcome, LLMRequestError):
+        for outcome in outcomes:  # request failures are in the samples; bugs propagate
+            if isinstance(outcome, BaseException):
                 raise outcome
-        # An answer that echoes the query's hyperparameters (512, 3072, 6) is not a prediction.
-        copied = numbers_in(format_arch(query))
-        return _result(query.arch.id, client.profile, outcomes, bleu_range, copied)
+        return _result(query.arch.id, client.profile, outcomes)
 
     # Queries start a few more than the client lets through at a time, not all at once: each
     # renders its prompt when it starts, and thousands at once would hold up the event loop.
@@ -162,22 +173,67 @@ async def batched(items: AsyncIterator[T], interval: float = BATCH_S) -> AsyncIt
         await asyncio.gather(task, return_exceptions=True)
 
 
-def _result(
-    arch_id: str,
-    profile: LLMProfile,
-    outcomes: Sequence[Completion | LLMRequestError],
-    bleu_range: tuple[float, float],
-    copied: frozenset[float] = frozenset(),
-) -> LLMPrediction:
-    completions = [o for o in outcomes if isinstance(o, Completion)]
-    parsed = [parse_bleu(c.text, *bleu_range, copied=copied) for c in completions]
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """One sample's answers as they came, each with how the answer rule read it (only the last
+    can hold a value), and the request failure that ended it, if one did."""
+
+    answers: tuple[tuple[Completion, ParsedAnswer], ...]
+    error: LLMRequestError | None = None
+    gave_up: bool = False  # every ask allowed was answered, and the rule rejected each answer
+
+    @property
+    def problems(self) -> list[str]:
+        """Why this sample has no value (nothing when it has one)."""
+        if self.error is not None:
+            body = self.error.body
+            return [f"{self.error}; the body: {body}" if body else str(self.error)]
+        if self.gave_up:
+            return [f"gave up after {len(self.answers)} asks: no answer started with a number"]
+        last = self.answers[-1][1]
+        return [] if last.value is not None else [last.problem or "no value in the answer"]
+
+
+def _answer_rule(
+    profile: LLMProfile, bleu_range: tuple[float, float], query: Demonstration
+) -> Callable[[str], ParsedAnswer]:
+    """How the profile's decoding preset reads an answer."""
+    if profile.decoding == LLMAS_DECODING:
+        return parse_llmas_answer
+    # An answer that echoes the query's hyperparameters (512, 3072, 6) is not a prediction.
+    copied = numbers_in(format_arch(query))
+    return lambda text: parse_bleu(text, *bleu_range, copied=copied)
+
+
+async def _ask(
+    client: LLMClient,
+    messages: list[dict[str, str]],
+    sample: int,
+    read: Callable[[str], ParsedAnswer],
+) -> _Sample:
+    """One sample: the same request again while ``read`` finds no value in the answer, at most
+    ``profile.max_asks`` times; counted in the client's usage."""
+    answers: list[tuple[Completion, ParsedAnswer]] = []
+    for ask in range(client.profile.max_asks):
+        try:
+            completion = await client.complete(messages, sample, again=ask > 0)
+        except LLMRequestError as error:
+            return _Sample(tuple(answers), error)
+        answers.append((completion, read(completion.text)))
+        if answers[-1][1].value is not None:
+            break
+    if len(answers) > 1:
+        client.usage.asked_again += 1
+    gave_up = answers[-1][1].value is None and client.profile.max_asks > 1
+    client.usage.gave_up += int(gave_up)
+    return _Sample(tuple(answers), gave_up=gave_up)
+
+
+def _result(arch_id: str, profile: LLMProfile, samples: Sequence[_Sample]) -> LLMPrediction:
+    completions = [c for s in samples for c, _ in s.answers]
+    parsed = [p for s in samples for _, p in s.answers]
     values = [p.value for p in parsed if p.value is not None]
-    problems = [
-        f"{o}; the body: {o.body}" if o.body else str(o)
-        for o in outcomes
-        if isinstance(o, LLMRequestError)
-    ]
-    problems += [p.problem for p in parsed if p.problem]
+    problems = [problem for s in samples for problem in s.problems]
     tokens_in = sum(c.input_tokens for c in completions)
     tokens_out = sum(c.output_tokens for c in completions)
     cost = sum(c.cost for c in completions)
@@ -185,9 +241,10 @@ def _result(
         "profile": profile.name,
         "model": profile.model,
         "base_url": profile.base_url,
-        "temperature": profile.temperature,
-        "max_tokens": profile.max_tokens,
-        "samples": len(outcomes),
+        "decoding": profile.decoding,
+        "temperature": profile.sent_temperature,  # None: the endpoint's default
+        "max_tokens": profile.sent_max_tokens,
+        "samples": len(samples),
         "answers": [c.text for c in completions],
         "values": [p.value for p in parsed],
         "input_tokens": tokens_in,
@@ -195,6 +252,8 @@ def _result(
         "cost": cost,
         "cached": sum(c.cached for c in completions),
     }
+    if profile.max_asks > 1:  # the answers of each sample, asked again included
+        provenance["asks"] = [len(s.answers) for s in samples]
     if problems:
         provenance["problems"] = problems
     value = std = None
@@ -222,6 +281,17 @@ def failure_text(failure: LLMPrediction) -> str:
     return f"no prediction: {failure.error}; answers: {answers}"
 
 
+def asked_again_note(profile: LLMProfile, usage: Usage) -> str:
+    """How many answers the preset's answer rule asked again and gave up on ('' for a preset
+    that asks once), for a job's last log line."""
+    if profile.max_asks == 1:
+        return ""
+    return (
+        f"; {profile.decoding} answer rule: asked again {usage.asked_again}, "
+        f"gave up {usage.gave_up} (after {profile.max_asks} asks)"
+    )
+
+
 class LLMPredictor:
     """The Predictor protocol over LLM-PP: a profile, a prompt and a pool of demonstrations.
     A queried architecture's GFLOPS come from ``gflops`` (its id to the value the project
@@ -233,7 +303,7 @@ class LLMPredictor:
     def __init__(
         self,
         profile: LLMProfile,
-        prompt: Prompt,
+        prompt: Prompt | LlmasTemplate,
         pool: Sequence[Demonstration],
         vocab_size: int,
         samples: int = 1,
@@ -309,6 +379,28 @@ class TaskArchitectures:
         chosen = self.bleu if ids is None else [i for i in ids if i in self.bleu]
         return [Demonstration(self.archs[i], self.gflops[i], self.bleu[i]) for i in chosen]
 
+    def restricted_pool(self, ids: Sequence[str], source: str = "") -> list[Demonstration]:
+        """The demonstrations ``ids`` name, in their order (as llmas keeps a seed's file order):
+        each an architecture of the task with a measured BLEU. ``source`` names where the ids
+        came from, for the errors."""
+        where = f" (from {source})" if source else ""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise DemoPoolError(f"the demonstration pool{where} is empty: name at least one id")
+        unknown = [i for i in ids if i not in self.archs]
+        if unknown:
+            raise DemoPoolError(
+                f"{len(unknown)} demonstration id(s){where} are not architectures of task "
+                f"'{self.task}': {', '.join(unknown[:5])}"
+            )
+        unmeasured = [i for i in ids if i not in self.bleu]
+        if unmeasured:
+            raise DemoPoolError(
+                f"{len(unmeasured)} demonstration id(s){where} have no measured {BLEU_VALID} in "
+                f"task '{self.task}', so they cannot be demonstrations: {', '.join(unmeasured[:5])}"
+            )
+        return self.demonstrations(ids)
+
     def queries(self, ids: Sequence[str]) -> list[Demonstration]:
         missing = [i for i in ids if i not in self.archs]
         if missing:
@@ -323,7 +415,7 @@ async def llm_predict_job(
     task: str,
     arch_ids: Sequence[str],
     profile: LLMProfile,
-    prompt: Prompt | None = None,
+    prompt: Prompt | LlmasTemplate | None = None,
     samples: int = 1,
     demo_ids: Sequence[str] | None = None,
     cache_path: str | Path | None = None,
@@ -334,7 +426,8 @@ async def llm_predict_job(
     records) in batches as they arrive, and last ``Returned(LLMJobSummary)``.
 
     Demonstrations come from the task's architectures with a measured ``bleu_valid`` (only
-    ``demo_ids`` when given; never the query itself). The prompt defaults to the task's current
+    ``demo_ids`` when given, in their order, each of which must have one; never the query
+    itself). The prompt defaults to the task's current
     one and is saved in the project; every prediction records its version. A failed or
     unreadable answer is logged (with the raw text, up to 64 KB) and counted, not stored as a
     value. The job fails when the endpoint cannot be reached, or when nothing was predicted.
@@ -342,6 +435,7 @@ async def llm_predict_job(
     # Reading a big task takes seconds: not on the event loop, which in the app is the GUI's.
     known = await asyncio.to_thread(TaskArchitectures.load, project, task)
     queries = known.queries(arch_ids)  # checks the ids
+    pool = known.demonstrations() if demo_ids is None else known.restricted_pool(demo_ids)
     prompt = prompt or current_prompt(project, task)
     version = prompt.version
     yield NewPrompt(prompt)
@@ -349,7 +443,7 @@ async def llm_predict_job(
     predictor = LLMPredictor(
         profile,
         prompt,
-        known.demonstrations(demo_ids),
+        pool,
         project.task(task).vocab_size,
         samples,
         cache,
@@ -363,6 +457,8 @@ async def llm_predict_job(
         f"prompt {version}, {len(predictor.pool)} architectures with BLEU to draw "
         "demonstrations from"
     )
+    if isinstance(prompt, LlmasTemplate):
+        handle.log(prompt.fill_note())
     done = predicted = 0
     handle.progress(0.0, f"0/{len(queries)} predicted")
     try:
@@ -388,7 +484,7 @@ async def llm_predict_job(
         f"done: {predicted} predicted, {done - predicted} failed; {usage.requests} requests "
         f"({usage.retries} retries, {usage.cache_hits} from the cache), "
         f"{usage.input_tokens} input and {usage.output_tokens} output tokens, "
-        f"cost {usage.cost:.4f}"
+        f"cost {usage.cost:.4f}{asked_again_note(profile, usage)}"
     )
     if queries and not predicted:
         raise NothingPredicted(

@@ -6,27 +6,53 @@ architectures of a seed's ``train.jsonl``, in file order). After them come a bla
 test architecture ending in ``BLEU: ``. It is sent as one user message, without a system message.
 
 The architecture lines are the files' ``arch_info`` strings as they are, so the text is llmas's
-byte for byte (the project's own prompt rewrites them from the parsed architecture).
+byte for byte (the project's own prompt rewrites them from the parsed architecture, to the same
+lines).
+
+A template folder imports as prompts of the project (``LlmasTemplate``, one per predictor
+template, stored as ``{"format": "llmas", ...}``). Predicting with one renders it as above: the
+demonstrations are the first 10 of the pool in its order, and the task examples are drawn with
+the prompt's seed (in an evaluation, each seed's) from a corpus given at prediction time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from nasstudio.data.corpus import read_lines
-from nasstudio.predict.llm.prompt import arch_text
-from nasstudio.store.importers import ImportFormatError, read_text_lines
+from nasstudio.predict.llm.prompt import Demonstration, PromptError, arch_text, save_prompt
+from nasstudio.space import to_arch_info
+from nasstudio.store import Project, Task
+from nasstudio.store.importers import ImportFormatError, read_llmas, read_text_lines
 
 TASK_EXAMPLES_PLACEHOLDER = "$$$task_examples$$$"
 DEMONSTRATIONS_PLACEHOLDER = "$$$seedarch_examples$$$"
 TASK_EXAMPLE_COUNT = 5
 DEMONSTRATION_COUNT = 10
 _PLACEHOLDER = re.compile(r"\$\$\$\w+\$\$\$")
+LLMAS_FORMAT = "llmas"  # the "format" of a stored llmas prompt's dict
+NAME_PREFIX = "llmas/"
+SEARCH_AGENT_TEMPLATE = "default_flops"
+# llmas's ablation of its prompt, in order: each template adds one part to the one before
+# (task_defn and search_dimension_defn are the same text in llmas's published folders).
+CUMULATIVE_TEMPLATES = (
+    "gpt_scorer_no_instruction",
+    "gpt_scorer_task_defn",
+    "gpt_scorer_search_dimension_defn",
+    "gpt_scorer_dataset_name",
+    "gpt_scorer_dataset_examples",
+    "gpt_scorer_architecture_paper",
+    "gpt_scorer_gigaflops",
+    "gpt_scorer_concentrate_statement",
+)
 
 
 class LlmasError(ValueError):
@@ -197,3 +223,212 @@ def render_files(
     indices, pairs = task_examples(*examples, seed)
     content = render(text, demonstrations, candidates[index], pairs)
     return LlmasPrompt(content, tuple(indices))
+
+
+# --- llmas templates as prompts of the project ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExamples:
+    """The line-aligned corpus (plain or .gz) that an llmas prompt draws its task examples from."""
+
+    source: str
+    target: str
+
+    def pairs(self, seed: int) -> tuple[tuple[int, ...], tuple[tuple[str, str], ...]]:
+        return _drawn_examples(self.source, self.target, seed)
+
+
+@lru_cache(maxsize=8)
+def _drawn_examples(
+    source: str, target: str, seed: int
+) -> tuple[tuple[int, ...], tuple[tuple[str, str], ...]]:
+    # Every query of a prediction renders with the same draw: read the corpus once.
+    indices, pairs = task_examples(source, target, seed)
+    return tuple(indices), tuple(pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class LlmasTemplate:
+    """An llmas template stored as a prompt of the project (its ``name`` is ``llmas/<file>``).
+    ``examples`` and ``seed`` are how a prediction fills it; they are not stored."""
+
+    task: str
+    template: str
+    name: str = ""
+    examples: TaskExamples | None = None
+    seed: int = 0
+
+    @property
+    def template_name(self) -> str:
+        return self.name.removeprefix(NAME_PREFIX)
+
+    @property
+    def version(self) -> str:
+        """A digest of the stored dict. The name is part of it: two of llmas's templates are
+        the same text and are still two steps of its ablation."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": LLMAS_FORMAT,
+            "task": self.task,
+            "name": self.name,
+            "template": self.template,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LlmasTemplate:
+        if data.get("format") != LLMAS_FORMAT:
+            raise PromptError(f"stored prompt is not an llmas template: {data.get('format')!r}")
+        try:
+            return cls(str(data["task"]), str(data["template"]), str(data.get("name", "")))
+        except KeyError as exc:
+            raise PromptError(f"stored llmas prompt lacks the field {exc.args[0]!r}") from None
+
+    def filled_with(self, examples: TaskExamples, seed: int) -> LlmasTemplate:
+        """This template with the corpus and seed its task examples are drawn with."""
+        return replace(self, examples=examples, seed=seed)
+
+    def fill_note(self) -> str:
+        """How a prediction fills this template (what its version does not say), for a log."""
+        drawn = "no task examples (none given)"
+        if self.examples is not None:
+            lines = ", ".join(str(i) for i in self.examples.pairs(self.seed)[0])
+            drawn = (
+                f"task examples drawn with seed {self.seed} from {self.examples.source} and "
+                f"{self.examples.target} (lines {lines}, 0-based)"
+            )
+        return (
+            f"llmas prompt {self.name}: {drawn}; the first {DEMONSTRATION_COUNT} "
+            "demonstrations of the pool in its order"
+        )
+
+    def with_seed(self, seed: int) -> LlmasTemplate:
+        return replace(self, seed=seed)
+
+    def messages(self, query: Demonstration, pool: Sequence[Demonstration]) -> list[dict[str, str]]:
+        """llmas's one user message for ``query``: the first 10 of ``pool`` (in its order, never
+        the query) as demonstrations, task examples drawn with ``seed``."""
+        if self.examples is None:
+            raise PromptError(
+                f"the llmas prompt {self.name} shows 5 task examples drawn from a parallel "
+                "corpus: give its source and target files (--examples SOURCE TARGET)"
+            )
+        _, pairs = self.examples.pairs(self.seed)
+        demos = [d for d in pool if d.arch.id != query.arch.id and d.bleu is not None]
+        text = render(
+            self.template,
+            [_llmas_architecture(d) for d in demos[:DEMONSTRATION_COUNT]],
+            _llmas_architecture(query),
+            pairs,
+        )
+        return [{"role": "user", "content": text}]
+
+
+def _llmas_architecture(item: Demonstration) -> LlmasArchitecture:
+    return LlmasArchitecture(tuple(to_arch_info(item.arch)), item.gflops, item.bleu)
+
+
+def is_llmas(data: Mapping[str, Any]) -> bool:
+    """Whether a stored prompt's dict is an llmas template."""
+    return data.get("format") == LLMAS_FORMAT
+
+
+def _template_order(template: LlmasTemplate) -> tuple[int, str]:
+    name = template.template_name
+    position = CUMULATIVE_TEMPLATES.index(name) if name in CUMULATIVE_TEMPLATES else 99
+    return position, name
+
+
+def read_template_folder(
+    folder: str | Path, task: str | None = None
+) -> tuple[list[LlmasTemplate], list[tuple[str, str]]]:
+    """The predictor templates of an llmas folder (``task`` defaults to the folder's name), in
+    llmas's ablation order, and the files skipped with why."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise LlmasError(f"{folder}: not a folder of llmas templates")
+    task = task or folder.resolve().name
+    templates, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if path.name == SEARCH_AGENT_TEMPLATE:
+            skipped.append((path.name, "llmas's search-agent template, not a predictor's"))
+            continue
+        try:
+            text = read_template(path)
+        except LlmasError as exc:
+            skipped.append((path.name, str(exc).removeprefix(f"{path}: ")))
+            continue
+        templates.append(LlmasTemplate(task, text, NAME_PREFIX + path.name))
+    if not templates:
+        raise LlmasError(
+            f"{folder}: no llmas predictor template in it "
+            f"(a file with {DEMONSTRATIONS_PLACEHOLDER})"
+        )
+    return sorted(templates, key=_template_order), skipped
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateImport:
+    """What importing a template folder did: (template, whether it was new) and the skipped
+    files with why."""
+
+    imported: tuple[tuple[LlmasTemplate, bool], ...]
+    skipped: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        task = self.imported[0][0].task
+        new = sum(is_new for _, is_new in self.imported)
+        lines = [
+            f"{len(self.imported)} llmas templates of {task} as prompts "
+            f"({new} new, {len(self.imported) - new} already in the project):"
+        ]
+        lines += [
+            f"  {t.version}  {t.name}" + ("" if is_new else "  (kept)")
+            for t, is_new in self.imported
+        ]
+        lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
+        return "\n".join(lines)
+
+
+def import_templates(
+    project: Project, folder: str | Path, task: str | None = None
+) -> TemplateImport:
+    """Store the predictor templates of an llmas folder as prompts of ``project`` (none becomes
+    a task's current prompt); a version already stored is kept as it is."""
+    templates, skipped = read_template_folder(folder, task)
+    imported = []
+    for template in templates:
+        is_new = project.prompt(template.version) is None
+        save_prompt(project, template)
+        imported.append((template, is_new))
+    return TemplateImport(tuple(imported), tuple(skipped))
+
+
+def stored_templates(project: Project, task: str | None = None) -> list[LlmasTemplate]:
+    """The project's llmas prompts (of ``task`` when given): the latest of each task and name,
+    in llmas's ablation order."""
+    latest: dict[tuple[str, str], LlmasTemplate] = {}
+    for record in project.prompts():
+        data = record["sections"]
+        if is_llmas(data) and task in (None, data.get("task")):
+            template = LlmasTemplate.from_json(data)
+            latest[(template.task, template.name)] = template
+    return sorted(latest.values(), key=lambda t: (t.task, *_template_order(t)))
+
+
+def cumulative_ablations(project: Project, task: str) -> list[tuple[str, LlmasTemplate]]:
+    """llmas's cumulative templates of ``task`` stored in the project, as (variant, prompt)."""
+    return [
+        (t.template_name, t)
+        for t in stored_templates(project, task)
+        if t.template_name in CUMULATIVE_TEMPLATES
+    ]
+
+
+def train_file_ids(path: str | Path, task: Task) -> list[str]:
+    """The ids of a seed's ``train.jsonl`` architectures in file order: the identity the
+    importers give them, so they name the project's architectures."""
+    return [record.arch.id for record in read_llmas(path, task.name, task.vocab_size).records]

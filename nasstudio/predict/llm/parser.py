@@ -75,18 +75,18 @@ def parse_bleu(
 
 
 def parse_llmas_answer(text: str) -> ParsedAnswer:
-    """llmas's answer rule: the first whitespace-separated token read as a Python float, else
-    nothing (llmas then sends the prompt again). Unlike llmas, "nan" and "inf" are refused:
-    a prediction must be a number."""
+    """llmas's answer rule (gpt_scorer.py's extract_bleu_v1): the first whitespace-separated
+    token read as a Python float, whatever its range, else nothing (llmas then sends the prompt
+    again). Unlike llmas, "nan" and "inf" are refused: a prediction must be a finite number."""
     tokens = text.split()
     if not tokens:
         return ParsedAnswer(text, None, "the answer is empty")
     try:
         value = _to_float(tokens[0])
     except ValueError:
-        value = None
-    if value is None:
         return ParsedAnswer(text, None, f"the answer does not start with a number {_excerpt(text)}")
+    if value is None:
+        return ParsedAnswer(text, None, f"the answer starts with {tokens[0]!r}: not finite")
     return ParsedAnswer(text, value)
 
 

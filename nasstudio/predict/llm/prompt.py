@@ -27,13 +27,16 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nasstudio.space import Architecture, average_features
 from nasstudio.space.hat import to_hat_config
 from nasstudio.store import Project, Task
+
+if TYPE_CHECKING:
+    from nasstudio.predict.llm.llmas import LlmasTemplate
 
 # Bump when the way sections are assembled into messages changes: it is part of every version.
 LAYOUT = 1
@@ -359,18 +362,23 @@ class NewPrompt:
         return ()
 
 
-def load_prompt(project: Project, version: str) -> Prompt:
+def load_prompt(project: Project, version: str) -> Prompt | LlmasTemplate:
+    """A stored prompt: the project's sections, or an imported llmas template."""
+    from nasstudio.predict.llm.llmas import LlmasTemplate, is_llmas  # llmas imports this module
+
     record = project.prompt(version)
     if record is None:
         raise KeyError(f"no prompt with version {version} in {project.path}")
-    return Prompt.from_json(record["sections"])
+    data = record["sections"]
+    return LlmasTemplate.from_json(data) if is_llmas(data) else Prompt.from_json(data)
 
 
 def current_prompt(project: Project, task: str) -> Prompt:
     """The prompt last saved as current for ``task``, else the task's default."""
     for record in reversed(project.prompts()):
         sections = record["sections"]
-        if sections.get("task") == task and sections.get("current"):
+        # Only the project's own prompts are made current (an llmas template never is).
+        if sections.get("task") == task and sections.get("current") and "format" not in sections:
             return Prompt.from_json(sections)
     spec = project.task(task)
     if spec is None:
