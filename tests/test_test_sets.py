@@ -54,11 +54,19 @@ def test_a_test_sets_digest_hashes_both_sides_line_by_line(tmp_path):
     (tmp_path / "t.en").write_text("src one\nsrc two\n")
     (tmp_path / "t.de").write_text("ref one\nref two\n")
     assert TestSet.of_files("t", tmp_path / "t.en", tmp_path / "t.de") == test_set
-    # A line moved from one side to the other is another test set.
-    moved = TestSet.of_lines("t", ["src one", "src two", "ref one"], ["ref two"])
-    assert moved.digest != test_set.digest
-    with pytest.raises(ValueError, match="line 1 holds a line break"):
-        TestSet.of_lines("t", ["a\nb"], ["c"])
+    with pytest.raises(ValueError, match="one reference per source line"):
+        TestSet.of_lines("t", ["src one", "src two", "ref one"], ["ref two"])
+    with pytest.raises(ValueError, match="line 2 holds a line break"):
+        TestSet.of_lines("t", ["a", "b\nc"], ["d", "e"])
+
+
+def test_a_pair_blank_on_both_sides_is_no_sentence_of_the_test_set(tmp_path):
+    # By hand: the blank pair (line 2) is left out; the one-sided blank (line 4) stays.
+    expected = hashlib.sha256(b"3\nsrc one\nsrc three\n\n3\nref one\nref three\nref four\n")
+    (tmp_path / "t.en").write_text("src one\n\nsrc three\n \n")
+    (tmp_path / "t.de").write_text("ref one\n\t\nref three\nref four\n")
+    test_set = TestSet.of_files("t", tmp_path / "t.en", tmp_path / "t.de")
+    assert test_set == TestSet("t", expected.hexdigest()[:16])
 
 
 def test_scores_on_two_test_sets_are_both_kept_side_by_side(project, archs):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from nasstudio.cli import main
 from nasstudio.data.demo import DEMO_SRC, DEMO_TGT, demo_pairs, write_demo_corpus
 from nasstudio.store import BLEU_TEST, BLEU_TEST_TOKENIZED, KNOWN_TASKS, Project
 from nasstudio.train.job import checkpoint_dir
+from nasstudio.train.translate import write_lines
 from tests.test_train import TINY
 
 CORPUS = "mini"
@@ -162,7 +165,7 @@ def test_every_line_is_translated_however_long(trained, tmp_path, capsys):
             for m in project.measurements(TINY.id, TASK)
             if m.metric == BLEU_TEST and m.test_set == "long"
         ]
-    assert score.provenance["sentences"] == 5
+    assert score.provenance["sentences"] == 4  # the blank pair is none (test_sets' rule)
     assert score.value == pytest.approx(sacrebleu_score(hypotheses, reference), abs=1e-9)
 
 
@@ -268,3 +271,15 @@ def test_the_corpus_test_split_scores_as_the_training_recorded_it(trained, tmp_p
     assert (kept.source, kept.value, again.source) == ("trained", recorded.value, "translated")
     assert again.value == pytest.approx(recorded.value, abs=1e-9)
     assert again.provenance["beam"] == recorded.provenance["beam"] == 1
+
+
+def test_translations_to_a_pipe_keep_the_pipe(tmp_path):
+    # --output /dev/stdout or a FIFO: written through, never renamed over.
+    pipe = tmp_path / "hyp.fifo"
+    os.mkfifo(pipe)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text(encoding="utf-8")))
+    reader.start()
+    write_lines(pipe, ["ein Satz", ""])
+    reader.join(timeout=30)
+    assert received == ["ein Satz\n\n"] and stat.S_ISFIFO(pipe.stat().st_mode)

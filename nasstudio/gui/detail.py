@@ -171,6 +171,7 @@ class DetailPane(QWidget):
         layout.addWidget(self.browser, 1)
         self._view = view
         self._project: Project | None = None
+        self._checkpoint_root: str | None = None
         self._html = ""
         view.events.current.connect(self.refresh)
         view.events.task.connect(self.refresh)
@@ -186,6 +187,13 @@ class DetailPane(QWidget):
 
     def refresh(self, _: object = None) -> None:
         self._render()
+
+    def set_checkpoint_root(self, root: str | None) -> None:
+        """A Ray cluster's storage, where trainings run on Ray keep their checkpoints: looked
+        in too, beside the project (``translate.checkpoint_files``)."""
+        if root != self._checkpoint_root:
+            self._checkpoint_root = root
+            self._offer_translate()
 
     def _render(self) -> None:
         html = _EMPTY
@@ -213,10 +221,11 @@ class DetailPane(QWidget):
         arch_id, why_not = self._view.current, None
         if self._project is None or not self._view.task or not arch_id:
             why_not = "Select an architecture first"
-        elif not checkpoint_files(self._project, arch_id):
+        elif not checkpoint_files(self._project, arch_id, self._checkpoint_root):
+            where = " or in the Ray storage" if self._checkpoint_root else ""
             why_not = (
-                f"{arch_id} has no trained checkpoint beside the project: train it first "
-                "(Train ▸ Train selected…)"
+                f"{arch_id} has no trained checkpoint beside the project{where}: train it "
+                "first (Train ▸ Train selected…)"
             )
         self.translate_button.setEnabled(why_not is None)
         self.translate_button.setToolTip(

@@ -1,5 +1,6 @@
 """The LLM menu of the main window and what it starts: the prompt editor dock, "Predict with
-LLM", "Evaluate prompt", the ablation table and the LLM settings.
+LLM" (with the editor's prompt, or an llmas prompt from the editor's llmas tab), "Evaluate
+prompt", the ablation table and the LLM settings.
 
 Everything that talks to an LLM is a job of the window's runner that runs as a coroutine on the
 app's qasync event loop; this module follows those jobs through the session's bridge and shows
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget
 
 from nasstudio.gui import columns
 from nasstudio.gui.dialogs import show_error
-from nasstudio.gui.llm_dialogs import EvaluateDialog, PredictDialog
+from nasstudio.gui.llm_dialogs import LLMAS_FIRST_SEED, EvaluateDialog, LlmasFill, PredictDialog
 from nasstudio.gui.llm_settings import LLMSettingsDialog
 from nasstudio.gui.prompt_editor import PromptEditor
 from nasstudio.gui.prompt_evaluations import evaluation_records, normalise_folder
@@ -34,18 +35,26 @@ from nasstudio.predict.llm import (
     ablation_variants,
     llm_predict_job,
 )
-from nasstudio.predict.llm.llmas import TaskExamples, cumulative_ablations
+from nasstudio.predict.llm.llmas import (
+    LlmasTemplate,
+    TaskExamples,
+    cumulative_ablations,
+    train_file_ids,
+)
 from nasstudio.predict.llm.prompt import task_variables
 from nasstudio.predict.prompt_jobs import evaluate_prompts_job
 from nasstudio.space import Architecture
 from nasstudio.store import BLEU_VALID, GFLOPS, KNOWN_TASKS
+from nasstudio.store.importers import ImportFormatError
 
 if TYPE_CHECKING:
     from nasstudio.gui.main_window import MainWindow
 
 PROFILE_KEY = "llm/profile"
 SEEDARCHS_KEY = "llm/seedarchs"
-EXAMPLES_KEY = "llm/llmas_examples"
+EXAMPLES_KEY = "llm/llmas_examples"  # the task-example corpus, Evaluate's and Predict's
+LLMAS_SEED_KEY = "llm/llmas_seed"
+LLMAS_DEMOS_KEY = "llm/llmas_demos"
 DEFAULT_SEEDARCHS = Path("../shared/data/llmpp/seedarchs")
 PREDICT_KIND = "predict-llm"
 EVALUATE_KIND = "evaluate-llm"
@@ -156,6 +165,7 @@ class LLMActions(QObject):
         self.editor.ablation_requested.connect(self.ablation_action.trigger)
         self.editor.settings_requested.connect(self.open_settings)
         self.editor.profile_chosen.connect(self.choose_profile)
+        self.editor.llmas_predict_requested.connect(self.predict_with_llmas)
         self.editor.status.connect(lambda text: self.window.statusBar().showMessage(text, 10000))
         self.editor.saved.connect(lambda _: self._show_evaluations())
         self.editor.evaluations.task_combo.currentTextChanged.connect(
@@ -278,16 +288,18 @@ class LLMActions(QObject):
         self._jobs.clear()
         self.window.session.bridge.job_event.connect(self._on_event)
 
-    def _ready(self) -> tuple[LLMProfile, Prompt] | None:
-        """The profile and the editor's prompt, or None after saying what is missing."""
+    def _ready(self, editor_prompt: bool = True) -> tuple[LLMProfile, Prompt | None] | None:
+        """The profile and the editor's prompt (None unless ``editor_prompt``: the caller has a
+        prompt of its own), or None after saying what is missing."""
         self._sync()
         problem = None
-        profile, prompt = self.profile(), self.editor.prompt()
+        profile = self.profile()
+        prompt = self.editor.prompt() if editor_prompt else None
         if self.window.session is None or self.view.task is None:
             problem = "Open a project with a task first."
         elif profile is None:
             problem = "No LLM profile: add one in LLM ▸ LLM settings…"
-        elif prompt is None:
+        elif editor_prompt and prompt is None:
             problem = f"The prompt cannot be rendered: {self.editor.error()}"
         if problem:
             self._show_error("LLM", problem)
@@ -303,11 +315,7 @@ class LLMActions(QObject):
         if ready is None:
             return None
         profile, _ = ready
-        ids = list(self.view.selection)
-        scope = "the selection"
-        if not ids:
-            ids = self._task_ids()
-            scope = f"all of {self.view.task}"
+        ids, scope = self._predicted_ids()
         if not ids:
             self._show_error("Predict with LLM", "This task has no architectures.")
             return None
@@ -316,20 +324,81 @@ class LLMActions(QObject):
             return None
         return self.start_prediction(ids, dialog.samples(), dialog.use_cache())
 
+    def _predicted_ids(self) -> tuple[list[str], str]:
+        """The selection, else every architecture of the task, and which it is."""
+        if self.view.selection:
+            return list(self.view.selection), "the selection"
+        return self._task_ids(), f"all of {self.view.task}"
+
+    def predict_with_llmas(self, template: LlmasTemplate) -> int | None:
+        """Ask how to fill ``template`` (the task-example corpus and seed, optionally a seed's
+        train.jsonl as the demonstrations; remembered, the corpus with Evaluate's) and predict
+        the selection (or the whole task) with it."""
+        ready = self._ready(editor_prompt=False)
+        if ready is None:
+            return None
+        profile, _ = ready
+        title = "Predict with an llmas prompt"
+        if template.task != self.view.task:
+            self._show_error(
+                title,
+                f"The llmas prompt {template.name} is task {template.task}'s: show that task's "
+                f"architectures to predict them (the table shows {self.view.task}'s).",
+            )
+            return None
+        ids, scope = self._predicted_ids()
+        if not ids:
+            self._show_error(title, "This task has no architectures.")
+            return None
+        remembered = self.settings.value(EXAMPLES_KEY)
+        fill = LlmasFill(
+            tuple(remembered) if remembered else None,
+            int(self.settings.value(LLMAS_SEED_KEY, LLMAS_FIRST_SEED)),
+            str(self.settings.value(LLMAS_DEMOS_KEY, "")),
+        )
+        name = f"{template.name} ({template.version})"
+        dialog = PredictDialog(len(ids), scope, profile, None, self.window, (name, fill))
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        fill = dialog.llmas_fill()
+        if fill.examples is None:
+            return None
+        self.settings.setValue(EXAMPLES_KEY, list(fill.examples))
+        self.settings.setValue(LLMAS_SEED_KEY, fill.seed)
+        self.settings.setValue(LLMAS_DEMOS_KEY, fill.demos)
+        demo_ids = None
+        if fill.demos:
+            try:
+                demo_ids = train_file_ids(fill.demos, self.window.project.task(template.task))
+            except (ImportFormatError, OSError) as exc:
+                self._show_error(title, f"The demonstrations cannot be read: {exc}")
+                return None
+        filled = template.filled_with(TaskExamples(*fill.examples), fill.seed)
+        return self.start_prediction(
+            ids, dialog.samples(), dialog.use_cache(), prompt=filled, demo_ids=demo_ids
+        )
+
     def _task_ids(self) -> list[str]:
         model = self.window.browser.model
         return model.values(columns.ID).tolist() if model.total_count() else []
 
     def start_prediction(
-        self, arch_ids: list[str] | None = None, samples: int = 1, use_cache: bool = True
+        self,
+        arch_ids: list[str] | None = None,
+        samples: int = 1,
+        use_cache: bool = True,
+        prompt: LlmasTemplate | None = None,
+        demo_ids: list[str] | None = None,
     ) -> int | None:
         """Predict ``arch_ids`` (default: every architecture of the task) with the chosen
-        profile and the editor's prompt, as a job; the Pareto view switches its y axis to the
-        predictions, which appear as they are recorded."""
-        ready = self._ready()
+        profile and ``prompt`` (default: the editor's), its demonstrations ``demo_ids`` when
+        given, as a job; the Pareto view switches its y axis to the predictions, which appear
+        as they are recorded."""
+        ready = self._ready(editor_prompt=prompt is None)
         if ready is None:
             return None
-        profile, prompt = ready
+        profile, editor_prompt = ready
+        prompt = prompt or editor_prompt
         ids = list(arch_ids) if arch_ids else self._task_ids()
         task = self.view.task
         job_id = self.window.session.submit(
@@ -341,6 +410,7 @@ class LLMActions(QObject):
             profile=profile,
             prompt=prompt,
             samples=samples,
+            demo_ids=demo_ids,
             use_cache=use_cache,
         )
         column = predicted_column(profile)

@@ -1,7 +1,9 @@
-"""Small dialogs of the LLM menu: what to predict, and where to evaluate a prompt."""
+"""Small dialogs of the LLM menu: what to predict (with an llmas prompt, how to fill it), and
+where to evaluate a prompt."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -41,8 +43,47 @@ def _note(text: str = "") -> QLabel:
     return label
 
 
+EXAMPLES_TIP = "llmas's templates show 5 sentence pairs drawn with the seed from this corpus"
+
+
+def _example_fields(
+    examples: tuple[str, str] | None, tip: str
+) -> tuple[list[QLineEdit], QHBoxLayout]:
+    """The "Task examples" fields: the source and the target file of a parallel corpus."""
+    edits = [
+        QLineEdit(path, toolTip=tip, placeholderText=side)
+        for path, side in zip(examples or ("", ""), ("source file", "target file"), strict=True)
+    ]
+    row = QHBoxLayout()
+    for edit in edits:
+        row.addWidget(edit, 1)
+    return edits, row
+
+
+def _examples_of(edits: list[QLineEdit]) -> tuple[str, str] | None:
+    """The task-example corpus (source, target), None unless both are given."""
+    if not all(e.text().strip() for e in edits):
+        return None
+    source, target = (str(Path(e.text().strip()).expanduser()) for e in edits)
+    return source, target
+
+
+LLMAS_FIRST_SEED = 123  # llmas's seeds are 123, 456 and 789
+
+
+@dataclass(frozen=True, slots=True)
+class LlmasFill:
+    """How a prediction fills an llmas prompt: the task-example corpus, the seed of its draw
+    and, optionally, a seed's train.jsonl whose architectures are the demonstrations."""
+
+    examples: tuple[str, str] | None = None
+    seed: int = LLMAS_FIRST_SEED
+    demos: str = ""
+
+
 class PredictDialog(QDialog):
-    """How many architectures, with which profile, how many samples; the cost estimate."""
+    """How many architectures, with which profile, how many samples; the cost estimate. With
+    an llmas prompt (``llmas``: its name and the fill last used), also how it is filled."""
 
     def __init__(
         self,
@@ -51,6 +92,7 @@ class PredictDialog(QDialog):
         profile: LLMProfile,
         tokens: TokenCount | None,
         parent: QWidget | None = None,
+        llmas: tuple[str, LlmasFill] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Predict with LLM")
@@ -67,10 +109,40 @@ class PredictDialog(QDialog):
         form.addRow("LLM", QLabel(f"{profile.model} at {profile.base_url} ({profile.name})"))
         form.addRow("Samples", self.samples_spin)
         form.addRow("", self.cache_check)
+        self.buttons = _buttons(self, "Predict")
+        self.example_edits: list[QLineEdit] = []
+        if llmas is not None:
+            self._add_llmas_rows(form, *llmas)
         form.addRow(self.estimate)
-        form.addRow(_buttons(self, "Predict"))
+        form.addRow(self.buttons)
         self.samples_spin.valueChanged.connect(self._update_estimate)
         self._update_estimate()
+
+    def _add_llmas_rows(self, form: QFormLayout, name: str, fill: LlmasFill) -> None:
+        self.example_edits, examples_row = _example_fields(fill.examples, EXAMPLES_TIP)
+        self.seed_spin = QSpinBox(
+            minimum=0,
+            maximum=2**31 - 1,
+            value=fill.seed,
+            toolTip="The seed of llmas's task-example draw (llmas's are 123, 456 and 789)",
+        )
+        self.demos_edit = QLineEdit(
+            fill.demos,
+            placeholderText="all architectures of the task with BLEU",
+            toolTip="A seed's train.jsonl: its architectures, in file order, are the "
+            "demonstrations (llmas shows the first 10)",
+        )
+        form.addRow("Prompt", QLabel(f"llmas prompt <b>{name}</b>"))
+        form.addRow("Task examples", examples_row)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Demonstrations", self.demos_edit)
+        for edit in self.example_edits:
+            edit.textChanged.connect(self._require_examples)
+        self._require_examples()
+
+    def _require_examples(self) -> None:
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(_examples_of(self.example_edits) is not None)
 
     def _update_estimate(self) -> None:
         if self._tokens is None:
@@ -93,6 +165,15 @@ class PredictDialog(QDialog):
 
     def use_cache(self) -> bool:
         return self.cache_check.isChecked()
+
+    def llmas_fill(self) -> LlmasFill:
+        """How the llmas prompt is filled (only with an llmas prompt)."""
+        demos = self.demos_edit.text().strip()
+        return LlmasFill(
+            _examples_of(self.example_edits),
+            self.seed_spin.value(),
+            str(Path(demos).expanduser()) if demos else "",
+        )
 
 
 class EvaluateDialog(QDialog):
@@ -117,10 +198,7 @@ class EvaluateDialog(QDialog):
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         tip = "llmas's templates show 5 sentence pairs drawn with each seed from this corpus"
-        self.example_edits = [
-            QLineEdit(path, toolTip=tip, placeholderText=side)
-            for path, side in zip(examples or ("", ""), ("source file", "target file"), strict=True)
-        ]
+        self.example_edits, examples_row = _example_fields(examples, tip)
         self.task_combo = QComboBox(toolTip="The task whose test architectures are predicted")
         self.problem = QLabel(wordWrap=True)
         self.problem.setStyleSheet("color: #b00020")
@@ -131,9 +209,6 @@ class EvaluateDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("Seedarchs", row)
         form.addRow("Task", self.task_combo)
-        examples_row = QHBoxLayout()
-        for edit in self.example_edits:
-            examples_row.addWidget(edit, 1)
         form.addRow("Task examples", examples_row)
         form.addRow(_note(note))
         form.addRow(self.problem)
@@ -173,5 +248,4 @@ class EvaluateDialog(QDialog):
 
     def examples(self) -> tuple[str, str] | None:
         """The task-example corpus (source, target), None unless both are given."""
-        paths = [str(Path(e.text().strip()).expanduser()) for e in self.example_edits]
-        return (paths[0], paths[1]) if all(e.text().strip() for e in self.example_edits) else None
+        return _examples_of(self.example_edits)

@@ -220,6 +220,12 @@ class MainWindow(QMainWindow):
         self.train_panel.status.connect(self._tell)
         self.train_panel.pick_requested.connect(self.browser.select_random)
         self.detail.translate_requested.connect(self.open_translate_dialog)
+        self.train_panel.form.changed.connect(self._follow_checkpoint_root)
+        self._follow_checkpoint_root()
+
+    def _follow_checkpoint_root(self) -> None:
+        """The detail pane looks for checkpoints where the Train panel's runs keep them too."""
+        self.detail.set_checkpoint_root(self.train_panel.form.checkpoint_root())
 
     def _restore_window(self) -> None:
         screen = self.screen().availableGeometry()
@@ -601,7 +607,13 @@ class MainWindow(QMainWindow):
         """Translate test set… of the detail pane: the dialog, then the translate job."""
         if self.session is None or self.view.task is None:
             return None
-        dialog = TranslateDialog(self.project, self.view.task, arch_id, self)
+        dialog = TranslateDialog(
+            self.project,
+            self.view.task,
+            arch_id,
+            self,
+            checkpoint_root=self.train_panel.form.checkpoint_root(),
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(
             lambda: self._submit(

@@ -2,8 +2,9 @@
 demonstration settings, a live preview of the exact messages for one architecture with their
 token count, the task's saved versions with a diff, and the evaluation table.
 
-The llmas tab lists the llmas templates imported as prompts (read-only: they are llmas's text)
-and imports a template folder.
+The llmas tab lists the llmas templates imported as prompts, every version of each, and imports
+a template folder; an edited template is saved as a new version (the one it was edited from is
+kept), and "Predict selected…" asks ``llm_actions`` to predict with the selected version.
 
 The editor only edits and renders: saving writes one prompt record, importing llmas templates a
 few, and everything that talks to an LLM is started by ``llm_actions`` as a job.
@@ -62,7 +63,13 @@ from nasstudio.predict.llm import (
     load_prompt,
     save_prompt,
 )
-from nasstudio.predict.llm.llmas import LlmasError, import_templates, is_llmas, stored_templates
+from nasstudio.predict.llm.llmas import (
+    LlmasError,
+    LlmasTemplate,
+    import_templates,
+    is_llmas,
+    template_versions,
+)
 from nasstudio.predict.llm.prompt import EXAMPLES_PLACEHOLDER
 from nasstudio.store import Project
 
@@ -202,6 +209,7 @@ class PromptEditor(QWidget):
     ablation_requested = Signal()
     settings_requested = Signal()
     profile_chosen = Signal(str)
+    llmas_predict_requested = Signal(object)  # the LlmasTemplate selected in the llmas tab
     status = Signal(str)  # a message for the status bar
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
@@ -312,11 +320,29 @@ class PromptEditor(QWidget):
         self._diff_highlighter = DiffHighlighter(self.diff_view.document())
         self.evaluations = EvaluationPanel()
         self.llmas_list = QListWidget(
-            toolTip="llmas's templates imported as prompts: use one with --prompt-version; "
-            "Ablations… evaluates a task's as llmas's cumulative ablation"
+            toolTip="llmas's templates imported as prompts, and their edited versions: use one "
+            "with --prompt-version; Ablations… evaluates a task's imported ones as llmas's "
+            "cumulative ablation"
         )
-        self.llmas_view = QPlainTextEdit(readOnly=True, font=mono)
-        self.llmas_view.setToolTip("The template as llmas publishes it (read-only)")
+        self.llmas_view = QPlainTextEdit(font=mono)
+        self.llmas_view.setToolTip(
+            "The selected version's text; an edit is saved as a new version of the template"
+        )
+        self.llmas_error = QLabel(wordWrap=True, styleSheet=self.error_label.styleSheet())
+        self.llmas_error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.llmas_error.hide()
+        self.llmas_save_button = QPushButton(
+            "Save as new version",
+            enabled=False,
+            toolTip="Store the edited text as a new version of this template (the one it was "
+            "edited from is kept)",
+        )
+        self.llmas_predict_button = QPushButton(
+            "Predict selected…",
+            enabled=False,
+            toolTip="Predict the selected architectures (or all of the task) with this version, "
+            "asking for the task-example corpus and the seed",
+        )
         self.llmas_import_button = QPushButton(
             "Import llmas folder…",
             toolTip="Store the predictor templates of an llmas instruction_templates/<task> "
@@ -431,11 +457,20 @@ class PromptEditor(QWidget):
         splitter.addWidget(self.llmas_view)
         splitter.setSizes([140, 360])
         layout.addWidget(splitter, 1)
+        layout.addWidget(self.llmas_error)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.llmas_save_button)
+        buttons.addWidget(self.llmas_predict_button)
+        layout.addLayout(buttons)
         return tab
 
     def _connect(self) -> None:
         self.llmas_list.currentItemChanged.connect(self._show_llmas_template)
         self.llmas_import_button.clicked.connect(self._choose_llmas_folder)
+        self.llmas_view.textChanged.connect(self._on_llmas_edited)
+        self.llmas_save_button.clicked.connect(self.save_llmas)
+        self.llmas_predict_button.clicked.connect(self._request_llmas_prediction)
         for edit in (self.role_edit, self.instructions_edit, self.definitions_edit):
             edit.textChanged.connect(self._schedule_refresh)
         self.name_edit.textChanged.connect(self._schedule_refresh)
@@ -783,28 +818,77 @@ class PromptEditor(QWidget):
 
     # --- llmas templates -----------------------------------------------------------------------
 
-    def fill_llmas(self) -> None:
-        """List the project's llmas prompts, by task in llmas's ablation order."""
+    def fill_llmas(self, select: str | None = None) -> None:
+        """List the project's llmas prompts, every version, by task in llmas's ablation order;
+        select the version ``select``, else the first."""
         self.llmas_list.clear()
-        self.llmas_view.setPlainText("")
+        self._show_llmas_template(None)
         if self.project is None:
             return
-        for template in stored_templates(self.project):
-            item = QListWidgetItem(f"{template.task} · {template.name} · {template.version}")
+        for template in template_versions(self.project):
+            edit = f" · edited from {template.edited_from}" if template.edited_from else ""
+            item = QListWidgetItem(f"{template.task} · {template.name} · {template.version}{edit}")
             item.setData(Qt.ItemDataRole.UserRole, template)
             self.llmas_list.addItem(item)
-        self.llmas_list.setCurrentRow(0)
+        versions = [t.version for t in self._llmas_templates()]
+        self.llmas_list.setCurrentRow(versions.index(select) if select in versions else 0)
 
-    def llmas_names(self) -> list[str]:
-        """The listed llmas prompts' names (what a test reads)."""
+    def _llmas_templates(self) -> list[LlmasTemplate]:
         return [
-            self.llmas_list.item(i).data(Qt.ItemDataRole.UserRole).name
+            self.llmas_list.item(i).data(Qt.ItemDataRole.UserRole)
             for i in range(self.llmas_list.count())
         ]
 
+    def selected_llmas(self) -> LlmasTemplate | None:
+        item = self.llmas_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def llmas_names(self) -> list[str]:
+        """The listed llmas prompts' names (what a test reads)."""
+        return [t.name for t in self._llmas_templates()]
+
     def _show_llmas_template(self, item: QListWidgetItem | None) -> None:
         template = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
-        self.llmas_view.setPlainText(template.template if template is not None else "")
+        with signals_blocked(self.llmas_view):
+            self.llmas_view.setPlainText(template.template if template is not None else "")
+        self._on_llmas_edited()
+
+    def llmas_edited(self) -> bool:
+        """Whether the llmas tab's text differs from the selected version's."""
+        template = self.selected_llmas()
+        return template is not None and self.llmas_view.toPlainText() != template.template
+
+    def _on_llmas_edited(self) -> None:
+        edited = self.llmas_edited()
+        self.llmas_error.hide()
+        self.llmas_save_button.setEnabled(edited)
+        # A prediction uses a stored version: an edit is saved first.
+        self.llmas_predict_button.setEnabled(self.selected_llmas() is not None and not edited)
+
+    def save_llmas(self) -> str | None:
+        """Store the tab's edited text as a new version of the selected template; returns its
+        version, or None (and says why in the tab) when it is no predictor template."""
+        template = self.selected_llmas()
+        if self.project is None or template is None or not self.llmas_edited():
+            return None
+        try:
+            edited = template.edited(self.llmas_view.toPlainText())
+        except LlmasError as exc:
+            self.llmas_error.setText(f"Not saved: {exc}")
+            self.llmas_error.show()
+            self.status.emit(f"Not saved: {exc}")
+            return None
+        version = save_prompt(self.project, edited)
+        self.fill_llmas(select=version)
+        self.status.emit(
+            f"Saved llmas prompt {version} ({edited.name}), edited from {template.version}"
+        )
+        return version
+
+    def _request_llmas_prediction(self) -> None:
+        template = self.selected_llmas()
+        if template is not None and not self.llmas_edited():
+            self.llmas_predict_requested.emit(template)
 
     def _choose_llmas_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "llmas template folder (one task's)")

@@ -37,7 +37,14 @@ from nasstudio.data.corpus import CorpusError
 from nasstudio.data.spec import open_corpus, task_name
 from nasstudio.metrics.latency import HAT_BEAM, HAT_REPEATS, device_name
 from nasstudio.store import Project
-from nasstudio.train.config import HAT_RECIPE, TrainConfig, describe_recipe, recipe_settings
+from nasstudio.train.config import (
+    HAT_RECIPE,
+    TrainConfig,
+    describe_recipe,
+    describe_settings,
+    recipe_settings,
+    supernet_overrides,
+)
 from nasstudio.train.result_task import result_task_name, why_not_corpus_task
 
 SETTINGS_GROUP = "train"
@@ -348,10 +355,17 @@ class TrainForm(QWidget):
             "default": "Fills the fields with the defaults, made to train in minutes on a CPU",
             "hat": "Fills the fields with HAT's recipe (configs/wmt14.en-de/subtransformer/"
             f"common.yml and test.sh): {describe_recipe('hat')}. Batches stay as set: HAT's "
-            "are 128 of 4,096 tokens per step",
+            "are 128 of 4,096 tokens per step. Train supernet takes its SuperTransformer's "
+            f"{describe_settings(supernet_overrides('hat'))} (supertransformer/space0.yml) "
+            "unless you change that field",
         }
         self.recipe_combo = _combo(
-            RECIPES, "default", "A recipe fills the hyperparameters; edit any field afterwards"
+            RECIPES,
+            "default",
+            "A recipe fills the hyperparameters; edit any field afterwards. Train supernet "
+            "takes the recipe's SuperTransformer values (HAT's supertransformer/space0.yml: "
+            f"{describe_settings(supernet_overrides('hat'))}) for the fields that still hold "
+            "the recipe's values; a field you changed keeps yours",
         )
         for index in range(self.recipe_combo.count()):
             tip = tips[self.recipe_combo.itemData(index)]
@@ -536,6 +550,19 @@ class TrainForm(QWidget):
         values[budget] = _value(self._budget_spins[budget])
         return TrainConfig.from_dict(values).as_dict()
 
+    def supernet_config(self) -> dict[str, Any]:
+        """``config`` for training the supernet: a field that still holds the chosen recipe's
+        value takes the recipe's SuperTransformer value instead (HAT: a warm-up of 10,000
+        where its SubTransformers take 4,000); a field the user changed keeps its value, as
+        an explicit option does in ``nasstudio supernet train --recipe``."""
+        config = self.config()
+        recipe = self.recipe_combo.currentData()
+        subnet = recipe_settings(recipe)
+        for name, value in supernet_overrides(recipe).items():
+            if config[name] == subnet[name]:
+                config[name] = value
+        return TrainConfig.from_dict(config).as_dict()
+
     def device(self) -> str:
         return self.device_combo.currentData()
 
@@ -547,6 +574,11 @@ class TrainForm(QWidget):
 
     def ray_storage(self) -> str | None:
         return self.ray_storage_edit.text().strip() or None
+
+    def checkpoint_root(self) -> str | None:
+        """Where runs keep their checkpoints other than beside the project: the Ray storage
+        when they run on Ray (``jobs.ray_executor``), as ``--executor ray`` in the CLI."""
+        return self.ray_storage() if self.executor() == "ray" else None
 
     def vocab_size(self) -> int | None:
         return self.vocab_spin.value() or None

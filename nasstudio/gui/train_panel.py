@@ -382,17 +382,18 @@ class TrainPanel(QWidget):
         )
 
     def train_supernet(self) -> Run | None:
-        """Train the current task's supernet on the corpus."""
+        """Train the current task's supernet on the corpus, with the recipe's SuperTransformer
+        values where the form holds its SubTransformers' (``TrainForm.supernet_config``)."""
         settings = self._checked_settings()
         if settings is None:
             return None
-        corpus, config = settings
+        corpus, _ = settings
         return self._submit(
             "supernet",
             f"Train the supernet of {self._view.task} on {_corpus_text(corpus)}",
             supernet_train_job,
             corpus=corpus,
-            config=config,
+            config=self.form.supernet_config(),
             vocab_size=self.form.vocab_size(),
             vocab_type=self.form.vocab_type(),
         )

@@ -3,6 +3,7 @@ reference, record its BLEU on that test set; the same job as ``nasstudio transla
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
 from nasstudio.data.corpus import CorpusError
 from nasstudio.gui.train_form import available_devices
 from nasstudio.store import Project
-from nasstudio.train.translate import default_test_set_name, read_test_files
+from nasstudio.train.translate import default_test_set_name, read_test_files, recorded_decoding
 
 _BEAM_OF_THE_RUN = 0  # the spin box's special value: the beam of the recorded BLEU
 
@@ -35,11 +36,19 @@ class TranslateDialog(QDialog):
     that differ), so no job is queued that would fail at its start."""
 
     def __init__(
-        self, project: Project, task: str, arch_id: str, parent: QWidget | None = None
+        self,
+        project: Project,
+        task: str,
+        arch_id: str,
+        parent: QWidget | None = None,
+        checkpoint_root: str | None = None,
     ) -> None:
+        """``checkpoint_root``: a Ray cluster's storage, where checkpoints are looked for too."""
         super().__init__(parent)
         self.setWindowTitle("Translate test set")
         self.project, self.task, self.arch_id = project, task, arch_id
+        self.checkpoint_root = checkpoint_root
+        recorded = recorded_decoding(project, task, arch_id)
         self.input_edit = QLineEdit(placeholderText="source sentences, one a line (.gz too)")
         self.reference_edit = QLineEdit(placeholderText="optional: records BLEU on this set")
         self.name_edit = QLineEdit()
@@ -48,8 +57,16 @@ class TranslateDialog(QDialog):
         )
         self.output_edit = QLineEdit(placeholderText="optional: where the translations go")
         self.beam_spin = QSpinBox(minimum=_BEAM_OF_THE_RUN, maximum=64)
-        self.beam_spin.setSpecialValueText("as recorded")
+        self.beam_spin.setSpecialValueText(_as_recorded(recorded.get("beam")))
         self.beam_spin.setToolTip("Beam size (as recorded: that of the task's BLEU; 1: greedy)")
+        self.length_penalty_edit = QLineEdit(
+            placeholderText=_as_recorded(recorded.get("length_penalty"))
+        )
+        self.length_penalty_edit.setToolTip(
+            "Beam search scores log p / length ** this (1: average per token; HAT: 0.6); "
+            "empty: that of the checkpoint's run, as its recorded BLEU decoded (shown in "
+            "grey), like the CLI's --length-penalty"
+        )
         self.device_combo = QComboBox()
         for device, label in available_devices().items():
             self.device_combo.addItem(label, device)
@@ -63,7 +80,12 @@ class TranslateDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self._build_layout()
-        for edit in (self.input_edit, self.reference_edit, self.output_edit):
+        for edit in (
+            self.input_edit,
+            self.reference_edit,
+            self.output_edit,
+            self.length_penalty_edit,
+        ):
             edit.textChanged.connect(self._check)
         self.input_edit.textChanged.connect(self._suggest_name)
         self._check()
@@ -75,6 +97,7 @@ class TranslateDialog(QDialog):
         form.addRow("Test set name", self.name_edit)
         form.addRow("Output file", self._with_browse(self.output_edit, self._choose_output))
         form.addRow("Beam", self.beam_spin)
+        form.addRow("Length penalty", self.length_penalty_edit)
         form.addRow("Device", self.device_combo)
         layout = QVBoxLayout(self)
         layout.addWidget(
@@ -134,7 +157,25 @@ class TranslateDialog(QDialog):
         output = self._path(self.output_edit)
         if output is not None and not Path(output).parent.is_dir():
             return f"{output}: its folder does not exist"
+        try:
+            self._length_penalty()
+        except ValueError:
+            return (
+                f"Length penalty: expected a number (0.6, say), got "
+                f"'{self.length_penalty_edit.text().strip()}'"
+            )
         return None
+
+    def _length_penalty(self) -> float | None:
+        """The typed length penalty; None (as recorded) when empty. ValueError when it is
+        not a finite number."""
+        text = self.length_penalty_edit.text().strip()
+        if not text:
+            return None
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
 
     def _check(self) -> None:
         problem = self.problem()
@@ -160,10 +201,17 @@ class TranslateDialog(QDialog):
             "reference": self._path(self.reference_edit),
             "name": self.name_edit.text().strip() or None,
             "beam": self.beam_spin.value() or None,
+            "length_penalty": self._length_penalty(),
             "device": self.device_combo.currentData(),
+            "checkpoint_root": self.checkpoint_root,
         }
 
     def resource(self) -> str | None:
         """The queue the job waits in: its CUDA device, else the CPU's (the job's default)."""
         device = self.device_combo.currentData()
         return device if device.startswith("cuda") else None
+
+
+def _as_recorded(value: Any) -> str:
+    """The hint of a decoding setting left to the checkpoint's run: its recorded value."""
+    return "as recorded" if value is None else f"as recorded ({value})"

@@ -112,11 +112,25 @@ def recipe_settings(recipe: Recipe, supernet: bool = False) -> dict[str, Any]:
     raise ValueError(f"unknown recipe '{recipe}', expected one of {', '.join(RECIPES)}")
 
 
+def supernet_overrides(recipe: Recipe) -> dict[str, Any]:
+    """The fields whose value a recipe's SuperTransformer takes in place of its
+    SubTransformers' (HAT: the warm-up), with the supernet's values."""
+    subnet = recipe_settings(recipe)
+    return {
+        name: value
+        for name, value in recipe_settings(recipe, supernet=True).items()
+        if subnet.get(name) != value
+    }
+
+
 def describe_recipe(recipe: Recipe, supernet: bool = False) -> str:
     """What a recipe sets, in words (for help texts and tooltips)."""
     settings = recipe_settings(recipe, supernet)
-    if not settings:
-        return "the CPU-friendly defaults"
+    return describe_settings(settings) if settings else "the CPU-friendly defaults"
+
+
+def describe_settings(settings: dict[str, Any]) -> str:
+    """TrainConfig fields in words: ``warmup_steps 10,000, betas 0.9/0.98``."""
     return ", ".join(f"{name} {_plain(value)}" for name, value in settings.items())
 
 

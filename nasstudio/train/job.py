@@ -297,11 +297,11 @@ class SplitScore:
 
 def split_test_set(data: Corpus, split: str) -> TestSet:
     """A split's test set: named after its source file (``test_2016_flickr.en.gz`` ->
-    ``test_2016_flickr``), hashed over the sentence pairs scored."""
-    pairs = data.pairs(split)
-    source_file = data.paths(split)[0]
+    ``test_2016_flickr``), hashed over its sentences by ``test_sets``' rule, as ``nasstudio
+    translate`` hashes the same files."""
+    source_file, reference_file = data.paths(split)
     name = source_file.name.removesuffix(".gz").removesuffix(f".{data.src_lang}")
-    return TestSet.of_lines(name, [s for s, _ in pairs], [t for _, t in pairs])
+    return TestSet.of_files(name, source_file, reference_file)
 
 
 def _final_bleu(

@@ -5,6 +5,8 @@ vocabulary beside that (``checkpoint.keep_vocabulary``). The translate job rebui
 from them, translates every line of a file (an empty line gives an empty translation; a line
 of any length is translated whole), and with a reference file records BLEU as a measurement
 of that test set (``test_sets.TestSet``): a score on one test set never replaces another's.
+It scores the sentences a training scores on the same files (a pair blank on both sides is
+none), so the two name the same test set.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from nasstudio.train.checkpoint import (
 )
 from nasstudio.train.config import TrainConfig
 from nasstudio.train.job import TRAINED_SOURCE, build_model, checkpoint_dir
-from nasstudio.train.test_sets import TestSet
+from nasstudio.train.test_sets import TestSet, sentence_indices
 from nasstudio.train.trainer import autocast_dtype
 
 TRANSLATE_KIND = "translate"
@@ -67,6 +69,12 @@ class TestFiles:
     sources: list[str]
     references: list[str] | None = None
     test_set: TestSet | None = None
+
+    def scored(self, hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The hypotheses and references of the test set's sentences, to score: a pair
+        blank on both sides is none (``test_sets.sentence_indices``)."""
+        kept = sentence_indices(self.sources, self.references)
+        return [hypotheses[i] for i in kept], [self.references[i] for i in kept]
 
 
 def default_test_set_name(source: str | Path) -> str:
@@ -94,21 +102,44 @@ def read_test_files(
     return TestFiles(sources, references, test_set)
 
 
+def checkpoint_folders(project: Project, root: str | None = None) -> list[Path]:
+    """Where trainings keep checkpoints: beside the project, and under ``root`` when given (a
+    Ray cluster's storage: ``job.checkpoint_dir``), as runs of either kind may have
+    trained the architecture."""
+    folders = [checkpoint_dir(project)]
+    if root:
+        folders.append(checkpoint_dir(project, root))
+    return list(dict.fromkeys(folders))
+
+
 def checkpoint_files(project: Project, arch_id: str, root: str | None = None) -> list[Path]:
-    """The training checkpoints of ``arch_id`` beside the project (or under ``root``, a Ray
-    cluster's storage: ``job.checkpoint_dir``), newest first. Cheap: the files are not
-    read."""
-    files = checkpoint_dir(project, root).glob(f"{arch_id}-*.pt")
+    """The training checkpoints of ``arch_id`` in ``checkpoint_folders``, newest first.
+    Cheap: the files are not read."""
+    files = [
+        f for folder in checkpoint_folders(project, root) for f in folder.glob(f"{arch_id}-*.pt")
+    ]
     return sorted(files, key=lambda path: path.stat().st_mtime, reverse=True)
 
 
 def no_checkpoint_reason(project: Project, task: str, arch_id: str, root: str | None = None) -> str:
     """Why ``arch_id`` cannot be translated with: it was never trained (or its checkpoint
     went), with what to do about it."""
+    folders = " or ".join(map(str, checkpoint_folders(project, root)))
     return (
-        f"no trained checkpoint of {arch_id} in {checkpoint_dir(project, root)}: train it first "
+        f"no trained checkpoint of {arch_id} in {folders}: train it first "
         f"(nasstudio train --task {task} --ids {arch_id}, or Train selected… in the window)"
     )
+
+
+def recorded_decoding(project: Project, task: str, arch_id: str) -> dict[str, Any]:
+    """Beam and length penalty of the BLEU a training recorded for ``arch_id`` in ``task``:
+    those a translation decodes with unless asked otherwise (``run_config``); {} when none
+    is recorded. Cheap: no checkpoint is read."""
+    for m in reversed(project.measurements(arch_id, task)):
+        if m.source == TRAINED_SOURCE and m.metric == BLEU_VALID:
+            config = m.provenance.get("config", {})
+            return {k: config[k] for k in _DECODING if k in config}
+    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +167,9 @@ def choose_checkpoint(
     path: str | Path | None = None,
     root: str | None = None,
 ) -> TrainedCheckpoint:
-    """``path`` when given; else the checkpoint of the run behind the BLEU recorded for
-    ``arch_id`` in ``task``, or the newest one when none matches. ``NoCheckpoint`` without
-    any."""
+    """``path`` when given; else, of ``checkpoint_files(project, arch_id, root)``, the
+    checkpoint of the run behind the BLEU recorded for ``arch_id`` in ``task``, or the newest
+    one when none matches. ``NoCheckpoint`` without any."""
     if path is not None:
         return TrainedCheckpoint(Path(path), _read(Path(path)), "as asked", {})
     files = checkpoint_files(project, arch_id, root)
@@ -289,8 +320,14 @@ def translate_lines(
 def write_lines(path: str | Path, lines: Sequence[str]) -> None:
     """Write one line per sentence; a reader never sees half a file."""
     path = Path(path)
+    text = "".join(f"{line}\n" for line in lines)
+    if path.exists() and not path.is_file():
+        # A device or pipe (/dev/stdout, a FIFO): renaming over it would replace it.
+        with path.open("w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
 
 
@@ -315,7 +352,8 @@ def translate_job(
     record BLEU (sacrebleu's and the tokenised one) in ``task`` as measurements of the test
     set ``name`` (default: the source file's stem). ``beam`` and ``length_penalty`` default
     to those of the BLEU the checkpoint stands behind (``run_config``). Checkpoints are looked
-    for under ``checkpoint_root`` when given (a Ray cluster's storage).
+    for beside the project and under ``checkpoint_root`` when given (a Ray cluster's
+    storage).
 
     Returns the translations, the test set and the scores."""
     files = read_test_files(source, reference, name)
@@ -332,9 +370,10 @@ def translate_job(
     if files.test_set is None:
         handle.progress(1.0, f"translated {len(hypotheses):,} lines")
         return result
+    scored_hypotheses, references = files.scored(hypotheses)
     scores = {
-        BLEU_TEST: corpus_bleu(hypotheses, files.references),
-        BLEU_TEST_TOKENIZED: tokenized_bleu(hypotheses, files.references),
+        BLEU_TEST: corpus_bleu(scored_hypotheses, references),
+        BLEU_TEST_TOKENIZED: tokenized_bleu(scored_hypotheses, references),
     }
     provenance = {
         "checkpoint": str(chosen.path),

@@ -83,7 +83,7 @@ def test_the_llmas_tab_imports_a_folder_and_shows_each_template(llm, qtbot, temp
     for row, name in enumerate(CUMULATIVE):
         editor.llmas_list.setCurrentRow(row)
         assert editor.llmas_view.toPlainText() == (templates / name).read_text(encoding="utf-8")
-        assert editor.llmas_view.isReadOnly()
+        assert not editor.llmas_save_button.isEnabled()  # as stored: nothing to save
     # The history of the editor's task lists the project's own prompts only.
     assert editor.versions() == ["default"]
     # Importing again keeps the same prompts.

@@ -106,6 +106,8 @@ async def predict_stream(
 
     async def one(query: Demonstration) -> LLMPrediction:
         messages = prompt.messages(query, pool)
+        # An llmas prompt's version is its template's: how it was filled is the prediction's.
+        filling = prompt.filling(query, pool) if isinstance(prompt, LlmasTemplate) else None
         read = _answer_rule(client.profile, bleu_range, query)
         outcomes = await asyncio.gather(
             *(_ask(client, messages, s, read) for s in range(samples)), return_exceptions=True
@@ -113,7 +115,7 @@ async def predict_stream(
         for outcome in outcomes:  # request failures are in the samples; bugs propagate
             if isinstance(outcome, BaseException):
                 raise outcome
-        return _result(query.arch.id, client.profile, outcomes)
+        return _result(query.arch.id, client.profile, outcomes, filling)
 
     # Queries start a few more than the client lets through at a time, not all at once: each
     # renders its prompt when it starts, and thousands at once would hold up the event loop.
@@ -229,7 +231,12 @@ async def _ask(
     return _Sample(tuple(answers), gave_up=gave_up)
 
 
-def _result(arch_id: str, profile: LLMProfile, samples: Sequence[_Sample]) -> LLMPrediction:
+def _result(
+    arch_id: str,
+    profile: LLMProfile,
+    samples: Sequence[_Sample],
+    llmas_filling: Mapping[str, Any] | None = None,
+) -> LLMPrediction:
     completions = [c for s in samples for c, _ in s.answers]
     parsed = [p for s in samples for _, p in s.answers]
     values = [p.value for p in parsed if p.value is not None]
@@ -252,6 +259,8 @@ def _result(arch_id: str, profile: LLMProfile, samples: Sequence[_Sample]) -> LL
         "cost": cost,
         "cached": sum(c.cached for c in completions),
     }
+    if llmas_filling is not None:
+        provenance["llmas"] = dict(llmas_filling)
     if profile.max_asks > 1:  # the answers of each sample, asked again included
         provenance["asks"] = [len(s.answers) for s in samples]
     if problems:

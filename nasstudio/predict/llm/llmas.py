@@ -93,9 +93,14 @@ def read_template(path: str | Path) -> str:
         raise LlmasError(f"{path}: no such template file") from None
     except UnicodeDecodeError as exc:
         raise LlmasError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return check_template(text, str(path))
+
+
+def check_template(text: str, where: str) -> str:
+    """``text`` when it is an llmas predictor template, else an error naming ``where``."""
     expected = f"{DEMONSTRATIONS_PLACEHOLDER} (and optionally {TASK_EXAMPLES_PLACEHOLDER})"
     if DEMONSTRATIONS_PLACEHOLDER not in text:
-        raise LlmasError(f"{path}: not an llmas predictor template: expected {expected}")
+        raise LlmasError(f"{where}: not an llmas predictor template: expected {expected}")
     # e.g. the search-agent template (default_flops), whose constraint the predictor cannot fill
     unknown = set(_PLACEHOLDER.findall(text)) - {
         TASK_EXAMPLES_PLACEHOLDER,
@@ -103,7 +108,7 @@ def read_template(path: str | Path) -> str:
     }
     if unknown:
         raise LlmasError(
-            f"{path}: not an llmas predictor template: it has {', '.join(sorted(unknown))}; "
+            f"{where}: not an llmas predictor template: it has {', '.join(sorted(unknown))}; "
             f"expected only {expected}"
         )
     return text
@@ -251,6 +256,7 @@ def _drawn_examples(
 @dataclass(frozen=True, slots=True)
 class LlmasTemplate:
     """An llmas template stored as a prompt of the project (its ``name`` is ``llmas/<file>``).
+    ``edited_from`` is the version an edit in the GUI started from ('' for llmas's own text).
     ``examples`` and ``seed`` are how a prediction fills it; they are not stored."""
 
     task: str
@@ -258,6 +264,7 @@ class LlmasTemplate:
     name: str = ""
     examples: TaskExamples | None = None
     seed: int = 0
+    edited_from: str = ""
 
     @property
     def template_name(self) -> str:
@@ -271,19 +278,26 @@ class LlmasTemplate:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": LLMAS_FORMAT,
             "task": self.task,
             "name": self.name,
             "template": self.template,
         }
+        # Only in an edit's dict: the versions of imported templates stay what they were.
+        return {**data, "edited_from": self.edited_from} if self.edited_from else data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LlmasTemplate:
         if data.get("format") != LLMAS_FORMAT:
             raise PromptError(f"stored prompt is not an llmas template: {data.get('format')!r}")
         try:
-            return cls(str(data["task"]), str(data["template"]), str(data.get("name", "")))
+            return cls(
+                str(data["task"]),
+                str(data["template"]),
+                str(data.get("name", "")),
+                edited_from=str(data.get("edited_from", "")),
+            )
         except KeyError as exc:
             raise PromptError(f"stored llmas prompt lacks the field {exc.args[0]!r}") from None
 
@@ -308,6 +322,12 @@ class LlmasTemplate:
     def with_seed(self, seed: int) -> LlmasTemplate:
         return replace(self, seed=seed)
 
+    def edited(self, text: str) -> LlmasTemplate:
+        """A new version of this template with ``text``: a predictor template still (else the
+        error ``read_template`` gives a file), recording the version it was edited from."""
+        check_template(text, self.name or "the template")
+        return LlmasTemplate(self.task, text, self.name, edited_from=self.version)
+
     def messages(self, query: Demonstration, pool: Sequence[Demonstration]) -> list[dict[str, str]]:
         """llmas's one user message for ``query``: the first 10 of ``pool`` (in its order, never
         the query) as demonstrations, task examples drawn with ``seed``."""
@@ -317,14 +337,33 @@ class LlmasTemplate:
                 "corpus: give its source and target files (--examples SOURCE TARGET)"
             )
         _, pairs = self.examples.pairs(self.seed)
-        demos = [d for d in pool if d.arch.id != query.arch.id and d.bleu is not None]
         text = render(
             self.template,
-            [_llmas_architecture(d) for d in demos[:DEMONSTRATION_COUNT]],
+            [_llmas_architecture(d) for d in _demonstrations(query, pool)],
             _llmas_architecture(query),
             pairs,
         )
         return [{"role": "user", "content": text}]
+
+    def filling(self, query: Demonstration, pool: Sequence[Demonstration]) -> dict[str, Any]:
+        """How ``messages`` fills this template for ``query``: with the prompt's version, what
+        renders the same message again (a prediction's provenance)."""
+        examples = self.examples
+        return {
+            "template": self.name,
+            "examples": None
+            if examples is None
+            else [str(Path(examples.source).resolve()), str(Path(examples.target).resolve())],
+            "seed": self.seed,
+            "example_line_indices": [] if examples is None else list(examples.pairs(self.seed)[0]),
+            "demonstration_ids": [d.arch.id for d in _demonstrations(query, pool)],
+        }
+
+
+def _demonstrations(query: Demonstration, pool: Sequence[Demonstration]) -> list[Demonstration]:
+    """The first 10 of ``pool`` in its order, never the query, each with a BLEU."""
+    demos = [d for d in pool if d.arch.id != query.arch.id and d.bleu is not None]
+    return demos[:DEMONSTRATION_COUNT]
 
 
 def _llmas_architecture(item: Demonstration) -> LlmasArchitecture:
@@ -407,16 +446,25 @@ def import_templates(
     return TemplateImport(tuple(imported), tuple(skipped))
 
 
+def template_versions(project: Project, task: str | None = None) -> list[LlmasTemplate]:
+    """Every llmas prompt of the project (of ``task`` when given), edits included: by task in
+    llmas's ablation order, each name's versions oldest first."""
+    templates = [
+        LlmasTemplate.from_json(record["sections"])
+        for record in project.prompts()
+        if is_llmas(record["sections"]) and task in (None, record["sections"].get("task"))
+    ]
+    return sorted(templates, key=lambda t: (t.task, *_template_order(t)))  # stable: oldest first
+
+
 def stored_templates(project: Project, task: str | None = None) -> list[LlmasTemplate]:
-    """The project's llmas prompts (of ``task`` when given): the latest of each task and name,
-    in llmas's ablation order."""
+    """llmas's own templates in the project (of ``task`` when given; not the edits saved in
+    the GUI): the latest of each task and name, in llmas's ablation order."""
     latest: dict[tuple[str, str], LlmasTemplate] = {}
-    for record in project.prompts():
-        data = record["sections"]
-        if is_llmas(data) and task in (None, data.get("task")):
-            template = LlmasTemplate.from_json(data)
+    for template in template_versions(project, task):
+        if not template.edited_from:
             latest[(template.task, template.name)] = template
-    return sorted(latest.values(), key=lambda t: (t.task, *_template_order(t)))
+    return list(latest.values())
 
 
 def cumulative_ablations(project: Project, task: str) -> list[tuple[str, LlmasTemplate]]:
