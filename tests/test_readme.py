@@ -29,6 +29,7 @@ SMALLER_BUDGETS = {
     "--repeats 20": "--repeats 2 --warmup 1",
     "--steps 2000": "--steps 5",
     "--limit 20": "--limit 2 --bleu-sentences 10",
+    "--name titanxp --steps 5000": "--name titanxp --steps 5",
 }
 # Multi30k's valid and test sets take minutes to decode on CPU: CI trains on the first
 # sentences of each of its files, in a folder of the same name.

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from nasstudio import __version__
 from nasstudio.cli.common import EXECUTION, PROJECT_ENV, CliError, add_execution_options
 from nasstudio.cli.jobs import add_job_commands
+from nasstudio.cli.latency import add_latency_commands
 from nasstudio.cli.llm import add_llm_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
 from nasstudio.cli.train import add_training_commands, add_translate_command
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_commands(add, common)
     add_translate_command(add)
     add_job_commands(add)
+    add_latency_commands(add)
     return parser
 
 
