@@ -33,3 +33,12 @@ def project(tmp_path):
 
     with Project(tmp_path / "test.nasproj") as p:
         yield p
+
+
+@pytest.fixture
+def server():
+    """The loopback OpenAI-compatible server of tests/llm_server.py."""
+    from tests.llm_server import FakeLLMServer
+
+    with FakeLLMServer() as s:
+        yield s

@@ -32,12 +32,6 @@ def project_path(tmp_path):
     return str(path)
 
 
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
-
-
 @pytest.mark.parametrize(
     "command",
     [["prompt"], ["prompt", "show"], ["prompt", "render"], ["predict", "llm"], ["evaluate"]],

@@ -14,7 +14,6 @@ from nasstudio.predict.llm.client import LLMAS_MAX_ASKS
 from nasstudio.predict.llm.parser import parse_llmas_answer
 from nasstudio.store import Project
 from tests.llm_server import (
-    FakeLLMServer,
     add_wmt_architectures,
     reply_by_architecture,
     reply_in_turn,
@@ -23,12 +22,6 @@ from tests.llm_server import (
 from tests.test_predict_evaluate import SMALL_ARCHS, SMALL_BLEU, SMALL_SPLITS
 
 CHATTY = "Sure! Based on the demonstrations, I estimate the BLEU score."
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture

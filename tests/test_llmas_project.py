@@ -13,7 +13,7 @@ import pytest
 from nasstudio.cli import main
 from nasstudio.store import Project
 from tests.conftest import require_refdata
-from tests.llm_server import FakeLLMServer, add_wmt_architectures, write_seedarchs
+from tests.llm_server import add_wmt_architectures, write_seedarchs
 from tests.test_predict_evaluate import SMALL_ARCHS, SMALL_BLEU
 
 # llmas's ablation, in the order of the paper's table: each template adds one part to the one
@@ -34,12 +34,6 @@ def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from nasstudio.predict.llm.llmas import LlmasTemplate, TaskExamples
 from nasstudio.predict.llm.prompt import Demonstration, load_prompt
 from nasstudio.store import BLEU_VALID, GFLOPS, Project
 from tests.conftest import require_refdata
-from tests.llm_server import FakeLLMServer, add_wmt_architectures
+from tests.llm_server import add_wmt_architectures
 from tests.test_llmas_project import (
     _golden,
     _line_ids,
@@ -24,12 +24,6 @@ from tests.test_llmas_project import (
 )
 
 TEMPLATE = "gpt_scorer_dataset_examples"
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture

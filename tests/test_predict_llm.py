@@ -34,12 +34,6 @@ SECRET = "sk-test-0123456789abcdefSECRET"
 
 
 @pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
 def runner(project):
     r = JobRunner(project, executors={"async": AsyncExecutor(background_loop())})
     yield r

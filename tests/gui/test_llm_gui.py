@@ -32,7 +32,6 @@ from nasstudio.store import Project
 from nasstudio.store.importers import LLMAS_BASELINES
 from tests.conftest import require_refdata
 from tests.gui.conftest import FIXTURE_ARCHS
-from tests.llm_server import FakeLLMServer
 
 SECRET = "sk-test-never-stored-0123456789"
 
@@ -41,12 +40,6 @@ SECRET = "sk-test-never-stored-0123456789"
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The LLM answer cache (platformdirs' cache folder) goes under tmp_path too."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from nasstudio.gui import llm_dialogs
 from nasstudio.jobs import JobState
 from nasstudio.predict.llm import LLMProfile
 from tests.conftest import require_refdata
-from tests.llm_server import FakeLLMServer, write_seedarchs
+from tests.llm_server import write_seedarchs
 from tests.test_predict_evaluate import SMALL_ARCHS, SMALL_BLEU
 
 # llmas's ablation in the paper's order: each published template is the one before plus lines.
@@ -47,12 +47,6 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def templates() -> Path:
     return require_refdata("llmpp", "instruction_templates", "wmt14ende")
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture

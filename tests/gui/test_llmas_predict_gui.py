@@ -24,7 +24,6 @@ from nasstudio.store import Project
 from nasstudio.store.importers import read_llmas
 from tests.conftest import require_refdata
 from tests.gui.conftest import table_shown
-from tests.llm_server import FakeLLMServer
 
 TEMPLATE = "gpt_scorer_concentrate_statement"
 
@@ -65,12 +64,6 @@ def window(qtbot, project_path: Path):
     qtbot.waitUntil(lambda: table_shown(win, count), timeout=5000)
     yield win
     win.close()
-
-
-@pytest.fixture
-def server():
-    with FakeLLMServer() as s:
-        yield s
 
 
 @pytest.fixture
