@@ -2,8 +2,9 @@
 
 The labels come from ``fake_bleu``, the function the loopback LLM server answers with, applied
 to the same HAT arch-info lines its prompts carry (directly: 500 server round trips would only
-add time). Training uses a documented test setting (200 steps at 1e-3 from the labels' mean,
-two seeds) instead of llmas's 5,000 steps at 1e-5 so the test stays fast.
+add time). Training uses a documented test setting (a network of 64-unit layers, 400 steps
+at 3e-3 from the labels' mean, two seeds) instead of llmas's 400-unit layers and 5,000 steps at
+1e-5 so the test stays fast.
 """
 
 import numpy as np
@@ -24,7 +25,15 @@ from nasstudio.space import Architecture, get_space, to_arch_info
 from nasstudio.store import Prediction
 from tests.llm_server import _config, add_wmt_architectures, fake_bleu
 
-FAST = FitSettings(steps=200, learning_rate=1e-3, seeds=(0, 1), start_at_mean=True)
+FAST = FitSettings(
+    steps=400,
+    batch_size=64,
+    learning_rate=3e-3,
+    hidden_dim=64,
+    hidden_layers=2,
+    seeds=(0, 1),
+    start_at_mean=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +95,8 @@ def test_save_load_round_trip_predicts_the_same(fitted, tmp_path):
     predictor, held_out, _ = fitted
     predictor.save(tmp_path / "distilled.pt")
     loaded = DistilledPredictor.load(tmp_path / "distilled.pt")
-    assert (loaded.name, loaded.kind, loaded.settings) == ("distill-fake", "distilled", FAST)
+    assert (loaded.stored_name, loaded.kind, loaded.settings) == ("distill-fake", "distilled", FAST)
+    assert loaded.name == "distilled:distill-fake"
     assert loaded.provenance == predictor.provenance
     before, loaded_after = predictor.predict_values(held_out), loaded.predict_values(held_out)
     np.testing.assert_array_equal(before[0], loaded_after[0])

@@ -30,6 +30,11 @@ SMALLER_BUDGETS = {
     "--steps 2000": "--steps 5",
     "--limit 20": "--limit 2 --bleu-sentences 10",
     "--name titanxp --steps 5000": "--name titanxp --steps 5",
+    "--device llmas --name llmas": "--device llmas --name llmas --steps 5",
+    "--name hat-bleu --steps 5000": "--name hat-bleu --steps 20",
+    "--label 500": "--label 30 --steps 20 --ensemble 1",
+    "--latency-predictor titanxp --seed 1": "--latency-predictor titanxp --seed 1 --iterations 4"
+    " --population 20 --parents 5 --mutations 8 --crossovers 7",
 }
 # Multi30k's valid and test sets take minutes to decode on CPU: CI trains on the first
 # sentences of each of its files, in a folder of the same name.
@@ -45,6 +50,8 @@ NOT_RUN = {
     "python -m pytest": "the test suite itself",
     "--profile openai": "needs OpenAI's API: a key and the network",
     "ray://head": "needs a Ray cluster at 'head' (tests/test_ray.py runs a local one)",
+    "nasstudio propose": "the tests' server answers a BLEU, not architectures "
+    "(tests/test_propose.py scripts its answers)",
 }
 
 

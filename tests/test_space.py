@@ -10,6 +10,7 @@ from nasstudio.space import (
     PRESETS,
     Architecture,
     ArchitectureError,
+    Genome,
     HatConfigError,
     OutOfSpaceError,
     average_features,
@@ -75,6 +76,49 @@ def test_crossover_takes_every_gene_from_a_parent():
         assert child.decoder_layers in (a.decoder_layers, b.decoder_layers)
         for i, ffn in enumerate(child.encoder_ffn_dims):
             assert ffn in (a.encoder_ffn_dims[i], b.encoder_ffn_dims[i])
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_an_architecture_round_trips_through_its_genome_and_integer_encoding(name):
+    space = get_space(name)
+    for arch in space.sample_many(20, seed=5):
+        genome = space.genome(arch)
+        assert genome.architecture == arch
+        assert Genome.from_indices(space, genome.indices()) == genome
+
+
+def test_an_arbitrary_attention_gene_beyond_a_shallow_encoder_attends_to_all_its_layers():
+    space = get_space("tiny-cpu")  # encoder depth 1-3, arbitrary attention -1, 1 or 2
+    genome = space.genome(
+        Architecture(
+            encoder_embed_dim=64,
+            decoder_embed_dim=64,
+            encoder_ffn_dims=[128] * 3,
+            encoder_heads=[2] * 3,
+            decoder_ffn_dims=[128] * 3,
+            decoder_heads=[2] * 3,
+            decoder_cross_heads=[2] * 3,
+            decoder_arbitrary_attn=[2, 1, -1],
+            qkv_dim=128,
+        )
+    )
+    encoder_depth_gene = 2
+    for depth, expected in ((2, (1, 1, -1)), (1, (-1, -1, -1))):
+        genes = genome.genes
+        shallow = Genome(
+            space, (*genes[:encoder_depth_gene], depth, *genes[encoder_depth_gene + 1 :])
+        )
+        assert shallow.architecture.decoder_arbitrary_attn == expected
+
+
+def test_a_genome_refuses_values_outside_the_space():
+    space = get_space("hat-wmt")
+    genes = space.sample_genome(random.Random(0)).genes
+    with pytest.raises(OutOfSpaceError, match=r"gene 0 is 100, expected one of \[512, 640\]"):
+        Genome(space, (100, *genes[1:]))
+    # 4 scalar genes, 2 encoder genes x 6 layers, 4 decoder genes x 6 layers
+    with pytest.raises(OutOfSpaceError, match="has 40 genes, got 39"):
+        Genome(space, genes[1:])
 
 
 def test_id_is_stable_and_depends_only_on_the_configuration():

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 from nasstudio import __version__
 from nasstudio.cli.common import EXECUTION, PROJECT_ENV, CliError, add_execution_options
+from nasstudio.cli.distill import add_distill_command
 from nasstudio.cli.jobs import add_job_commands
 from nasstudio.cli.latency import add_latency_commands
 from nasstudio.cli.llm import add_llm_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
+from nasstudio.cli.search import add_search_commands
 from nasstudio.cli.train import add_training_commands, add_translate_command
 from nasstudio.store import SchemaError
 from nasstudio.store.defaults import default_project_path
@@ -53,8 +55,9 @@ def _add_project_option(parser: argparse.ArgumentParser, dest: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # The option is accepted before and after the command. argparse lets a subcommand's
     # default overwrite the value given before it, so the two spellings get separate dests.
-    common = _Parser(add_help=False)
-    _add_project_option(common, "project")
+    in_process = _Parser(add_help=False)  # commands that run no job
+    _add_project_option(in_process, "project")
+    common = _Parser(add_help=False, parents=[in_process])
     add_execution_options(common)
     parser = _Parser(
         prog="nasstudio",
@@ -64,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nasstudio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def add(name: str, handler, help_text: str, jobs: bool = True) -> argparse.ArgumentParser:
+        parents = [common if jobs else in_process]
+        p = sub.add_parser(name, parents=parents, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
         return p
 
@@ -75,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_translate_command(add)
     add_job_commands(add)
     add_latency_commands(add)
+    add_search_commands(add, common, in_process)
+    add_distill_command(add)
     return parser
 
 

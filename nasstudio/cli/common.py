@@ -28,21 +28,42 @@ MAX_VOCAB_SIZE = 1_000_000
 MAX_COUNT = 10**9  # steps, epochs, tokens per batch, beam: beyond any run
 
 
-def whole_number(maximum: int):
-    """An argparse ``type``: a whole number from 1 to ``maximum``."""
+def whole_number(maximum: int, minimum: int = 1):
+    """An argparse ``type``: a whole number from ``minimum`` to ``maximum``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = 0
-        if not 1 <= value <= maximum:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(
-                f"expected a whole number from 1 to {maximum:,}, got {text!r}"
+                f"expected a whole number from {minimum} to {maximum:,}, got {text!r}"
             )
         return value
 
     return parse
+
+
+def real_number(low: float, high: float = math.inf, *, low_allowed: bool = True):
+    """An argparse ``type``: a number from ``low`` (or, not ``low_allowed``, above it) to
+    ``high``."""
+    lowest = f"from {low:g}" if low_allowed else f"above {low:g}"
+    highest = "" if math.isinf(high) else (" to" if low_allowed else " and at most") + f" {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not ((value >= low if low_allowed else value > low) and value <= high):
+            raise argparse.ArgumentTypeError(f"expected a number {lowest}{highest}, got {text!r}")
+        return value
+
+    return parse
+
+
+LEARNING_RATE = real_number(0.0, 1.0, low_allowed=False)
 
 
 def jsonable(value: Any) -> Any:

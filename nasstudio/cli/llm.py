@@ -11,6 +11,7 @@ from nasstudio.cli.common import (
     open_from_args,
     resolve_task,
     run_job,
+    whole_number,
 )
 from nasstudio.store import Project
 
@@ -18,7 +19,7 @@ from nasstudio.store import Project
 # fast.
 
 
-def _llm_profile(args: argparse.Namespace, required: bool):
+def llm_profile(args: argparse.Namespace, required: bool):
     """The profile named by --profile, or one built from --base-url/--model; flags override."""
     from dataclasses import replace
     from urllib.parse import urlparse
@@ -63,7 +64,7 @@ def _profile_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def _llm_prompt(
+def llm_prompt(
     project: Project, task: str, args: argparse.Namespace, default=None, filled: bool = True
 ):
     """The task's current prompt (or --prompt-version, or ``default`` for a task the project
@@ -112,7 +113,7 @@ def _filled_llmas(template, args: argparse.Namespace):
     return template.filled_with(examples, args.seed or 0)
 
 
-def _demo_ids(args: argparse.Namespace, task) -> list[str] | None:
+def demo_ids_option(args: argparse.Namespace, task) -> list[str] | None:
     """The demonstration pool's ids from --demo-ids or --demos, None when neither is given."""
     from nasstudio.predict.llm.llmas import train_file_ids
 
@@ -145,7 +146,7 @@ def cmd_prompt_import_llmas(args: argparse.Namespace) -> int:
 def cmd_prompt_show(args: argparse.Namespace) -> int:
     project = open_from_args(args)
     task = resolve_task(project, args.task)
-    prompt = _llm_prompt(project, task, args, filled=False)
+    prompt = llm_prompt(project, task, args, filled=False)
     if args.json:
         print(json.dumps({"version": prompt.version, **prompt.to_json()}, indent=1))
         return 0
@@ -173,10 +174,10 @@ def cmd_prompt_render(args: argparse.Namespace) -> int:
 
     project = open_from_args(args)
     task = resolve_task(project, args.task)
-    prompt = _llm_prompt(project, task, args)
+    prompt = llm_prompt(project, task, args)
     known = TaskArchitectures.load(project, task)
     (query,) = known.queries([args.arch_id])
-    demo_ids = _demo_ids(args, project.task(task))
+    demo_ids = demo_ids_option(args, project.task(task))
     pool = known.demonstrations() if demo_ids is None else known.restricted_pool(demo_ids)
     messages = prompt.messages(query, pool)
     if args.json:
@@ -208,13 +209,13 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
     from nasstudio.predict.llm import llm_predict_job
     from nasstudio.predict.llm.job import asked_again_note
 
-    _check_executor()
+    check_executor()
     project = open_from_args(args)
     task = resolve_task(project, args.task)
-    profile = _llm_profile(args, required=True)
-    prompt = _llm_prompt(project, task, args)
+    profile = llm_profile(args, required=True)
+    prompt = llm_prompt(project, task, args)
     ids = args.ids or [a.id for a in project.architectures(task)]
-    demo_ids = _demo_ids(args, project.task(task))
+    demo_ids = demo_ids_option(args, project.task(task))
     summary = run_job(
         project,
         "predict-llm",
@@ -248,18 +249,58 @@ def cmd_predict_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_propose(args: argparse.Namespace) -> int:
+    from nasstudio.predict.llm.propose import LLM_PROPOSED, propose_job, read_proposer_template
+
+    check_executor()
+    project = open_from_args(args)
+    task = resolve_task(project, args.task)
+    profile = llm_profile(args, required=True)
+    summary = run_job(
+        project,
+        "propose-llm",
+        f"LLM proposes {args.k} architectures of {task} at {args.gflops:g} GFLOPs",
+        propose_job,
+        task=task,
+        profile=profile,
+        template=read_proposer_template(args.template),
+        target_gflops=args.gflops,
+        count=args.k,
+        examples=_task_examples(args),
+        seed=args.seed or 0,
+        demo_ids=demo_ids_option(args, project.task(task)),
+        tolerance=None if args.tolerance is None else args.tolerance / 100,
+        max_tokens=args.max_tokens,
+        cache_path=args.cache,
+        use_cache=not args.no_cache,
+    )
+    if summary is None:
+        return 1
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=1))
+        return 0
+    for proposal in summary.proposals:
+        print(proposal.describe())
+    print(
+        f"{len(summary.added)} new architectures of {task} with origin {LLM_PROPOSED}; "
+        f"{len(summary.proposals) - len(summary.valid_ids)} rejected; "
+        f"{summary.usage.requests} requests, cost {summary.usage.cost:.4f}"
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from nasstudio.predict.evaluate import seedarchs_tasks
     from nasstudio.predict.llm.prompt import default_prompt
     from nasstudio.predict.prompt_jobs import evaluate_prompts_job
     from nasstudio.store.importers import LLMAS_BASELINES, task_for
 
-    _check_executor()
+    check_executor()
     project = open_from_args(args)
     tasks = args.task or seedarchs_tasks(args.seedarchs)
     if not tasks:
         raise CliError(f"{args.seedarchs}: no <seed>/<task>/train.jsonl and test.jsonl found")
-    profile = _llm_profile(args, required=False)
+    profile = llm_profile(args, required=False)
     if args.ablations and profile is None:
         raise CliError("--ablations evaluates LLM prompts: say which LLM (--profile or --model)")
     results = []
@@ -271,7 +312,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if profile is not None:
             # The job imports the task; until then its prompt is the default one.
             default = None if project.task(task) else default_prompt(task_for(task))
-            prompt = _llm_prompt(project, task, args, default)
+            prompt = llm_prompt(project, task, args, default)
             prompts = [("", prompt)] + (
                 _ablations(project, task, prompt, args) if args.ablations else []
             )
@@ -286,7 +327,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             prompts=prompts,
             predictors=names,
             samples=args.samples,
-            demo_ids=_demo_ids(args, project.task(task) or task_for(task)),
+            demo_ids=demo_ids_option(args, project.task(task) or task_for(task)),
             cache_path=args.cache,
             use_cache=not args.no_cache,
         )
@@ -344,14 +385,14 @@ def _print_evaluations(task: str, results: list) -> None:
             print(f"{'':<{widths[0]}}  {r.usage.requests} requests, cost {r.usage.cost:.4f}")
 
 
-def _check_executor() -> None:
+def check_executor() -> None:
     if EXECUTION.executor is not None:
         raise CliError(
             "LLM requests run as coroutines on an event loop: --executor is for torch and file work"
         )
 
 
-def _add_prompt_options(p: argparse.ArgumentParser, task: bool = True) -> None:
+def add_prompt_options(p: argparse.ArgumentParser, task: bool = True) -> None:
     if task:
         p.add_argument("--task", help="task (needed when the project has several)")
     p.add_argument("--prompt-version", help="a stored prompt version (default: the current one)")
@@ -375,7 +416,7 @@ def _add_prompt_options(p: argparse.ArgumentParser, task: bool = True) -> None:
     p.add_argument("--example-count", type=int, default=3, help="sentence pairs (default 3)")
 
 
-def _add_pool_options(p: argparse.ArgumentParser) -> None:
+def add_pool_options(p: argparse.ArgumentParser) -> None:
     pool = p.add_mutually_exclusive_group()
     pool.add_argument(
         "--demo-ids",
@@ -390,12 +431,15 @@ def _add_pool_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_llm_options(p: argparse.ArgumentParser) -> None:
+def add_llm_options(p: argparse.ArgumentParser, samples: bool = True) -> None:
     g = p.add_argument_group("LLM (a stored profile, or an endpoint; flags override the profile)")
     g.add_argument("--profile", help="LLM profile name (see 'nasstudio profile list')")
     g.add_argument("--profiles", help="profiles JSON file (default: the user's config folder)")
     _add_profile_fields(g)
-    g.add_argument("--samples", type=int, default=1, help="answers per architecture (default 1)")
+    if samples:
+        g.add_argument(
+            "--samples", type=int, default=1, help="answers per architecture (default 1)"
+        )
     g.add_argument("--cache", help="answer cache file (default: the user's cache folder)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -489,8 +533,8 @@ def _add_profile_fields(g: argparse._ActionsContainer) -> None:
 
 
 def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
-    """``prompt show|render|import-llmas|render-llmas``, ``predict llm``, ``evaluate`` and
-    ``profile``."""
+    """``prompt show|render|import-llmas|render-llmas``, ``predict llm``, ``propose``,
+    ``evaluate`` and ``profile``."""
     _add_profile_commands(add)
     p = add("prompt", None, "show the LLM-PP prompt of a task, or render it for an architecture")
     actions = p.add_subparsers(dest="prompt_command", metavar="ACTION", required=True)
@@ -501,7 +545,7 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
         description="Show the sections of a task's current prompt (or of --prompt-version).",
     )
     q.set_defaults(handler=cmd_prompt_show)
-    _add_prompt_options(q)
+    add_prompt_options(q)
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q = actions.add_parser(
         "render",
@@ -511,8 +555,8 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
     )
     q.set_defaults(handler=cmd_prompt_render)
     q.add_argument("arch_id", help="architecture id (see 'nasstudio list')")
-    _add_prompt_options(q)
-    _add_pool_options(q)
+    add_prompt_options(q)
+    add_pool_options(q)
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q = actions.add_parser(
         "import-llmas",
@@ -579,9 +623,46 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
     which = q.add_mutually_exclusive_group(required=True)
     which.add_argument("--ids", nargs="+", help="architecture ids to predict")
     which.add_argument("--all", action="store_true", help="every architecture of the task")
-    _add_prompt_options(q)
-    _add_pool_options(q)
-    _add_llm_options(q)
+    add_prompt_options(q)
+    add_pool_options(q)
+    add_llm_options(q)
+
+    p = add(
+        "propose",
+        cmd_propose,
+        "ask the LLM for architectures at a GFLOPs target with llmas's search-agent template "
+        "(default_flops); the valid ones are added with origin llm-proposed, each rejected one "
+        "is reported with why",
+    )
+    p.add_argument("--task", help="task (needed when the project has several)")
+    p.add_argument(
+        "-k", type=whole_number(100), default=5, help="architectures to ask for (default 5)"
+    )
+    p.add_argument("--gflops", type=float, required=True, metavar="G", help="the GFLOPs target")
+    p.add_argument(
+        "--template",
+        required=True,
+        metavar="PATH",
+        help="llmas's search-agent template, or its template folder (instruction_templates/"
+        "<task>, which holds default_flops)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="PERCENT",
+        help="reject proposals further than this from the target (default: none, as llmas: "
+        "each proposal's GFLOPs are reported)",
+    )
+    p.add_argument(
+        "--examples",
+        nargs=2,
+        metavar=("SOURCE", "TARGET"),
+        help="line-aligned corpus files (plain or .gz) the template's 5 task examples are drawn "
+        "from, with --seed",
+    )
+    p.add_argument("--seed", type=int, help="seed of the task-example draw (default 0)")
+    add_pool_options(p)
+    add_llm_options(p, samples=False)
 
     p = add(
         "evaluate",
@@ -606,6 +687,6 @@ def add_llm_commands(add, common: argparse.ArgumentParser) -> None:
         "k (leave-one-out), and llmas's cumulative templates imported for the task "
         "(prompt import-llmas; they need --examples)",
     )
-    _add_prompt_options(p, task=False)
-    _add_pool_options(p)
-    _add_llm_options(p)
+    add_prompt_options(p, task=False)
+    add_pool_options(p)
+    add_llm_options(p)

@@ -163,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     task = resolve_task(project, args.task)
     # Without --pareto or --ids (None) all of the task's are streamed from the project.
     ids = list(_front(project, task, args.x, args.y).index) if args.pareto else args.ids
-    fmt = args.format or _format_from_target(args.out)
+    fmt = args.format or format_from_target(args.out)
     paths = export(project, task, ids, fmt, args.out, x=args.x)
     count = len(ids) if ids is not None else project.count_architectures(task)
     print(
@@ -173,7 +173,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_from_target(target: str) -> str:
+def format_from_target(target: str) -> str:
     suffix = Path(target).suffix.lower().lstrip(".")
     return suffix if suffix in ("json", "jsonl", "csv") else "yaml"
 

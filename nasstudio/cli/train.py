@@ -24,7 +24,7 @@ from nasstudio.store.importers import counted
 # The jobs behind these commands load torch: they are imported inside the commands.
 
 
-def _corpus_spec(args: argparse.Namespace) -> dict[str, Any]:
+def corpus_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The ``data.spec`` corpus spec of --corpus, --corpus-path, --src and --tgt."""
     if args.corpus == "demo":
         return {"kind": "demo"}
@@ -33,7 +33,7 @@ def _corpus_spec(args: argparse.Namespace) -> dict[str, Any]:
     return {"kind": args.corpus, "path": args.corpus_path, "src": args.src, "tgt": args.tgt}
 
 
-def _device(requested: str | None) -> str:
+def device_option(requested: str | None) -> str:
     """--device checked against this machine; by default CUDA when there is a GPU."""
     import torch
 
@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     project = open_from_args(args)
     task = resolve_task(project, args.task)
     ids = _arch_ids(project, task, args)
-    corpus, device, config = _corpus_spec(args), _device(args.device), _train_config(args)
+    corpus, device, config = corpus_spec(args), device_option(args.device), _train_config(args)
     if args.beam is not None:
         config["beam"] = args.beam
     if args.length_penalty is not None:
@@ -127,7 +127,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     project = open_from_args(args)
     task = resolve_task(project, args.task)
     ids = _arch_ids(project, task, args)
-    device = _device(args.device)
+    device = device_option(args.device)
     estimates = run_job(
         project,
         "latency",
@@ -180,9 +180,9 @@ def cmd_supernet_train(args: argparse.Namespace) -> int:
         f"Train the supernet of {task}",
         supernet_train_job,
         task=task,
-        corpus=_corpus_spec(args),
+        corpus=corpus_spec(args),
         config=_train_config(args, supernet=True),
-        device=_device(args.device),
+        device=device_option(args.device),
         vocab_size=args.vocab_size,
         checkpoint=args.out,
         vocab_type=args.vocab_type,
@@ -207,7 +207,7 @@ def cmd_supernet_score(args: argparse.Namespace) -> int:
     project = open_from_args(args)
     task = resolve_task(project, args.task)
     ids = _arch_ids(project, task, args)
-    corpus = _corpus_spec(args)
+    corpus = corpus_spec(args)
     scores = run_job(
         project,
         "supernet-score",
@@ -217,7 +217,7 @@ def cmd_supernet_score(args: argparse.Namespace) -> int:
         arch_ids=ids,
         checkpoint=args.checkpoint,
         corpus=corpus,
-        device=_device(args.device),
+        device=device_option(args.device),
         bleu_sentences=args.bleu_sentences,
     )
     if scores is None:
@@ -242,13 +242,13 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N of them")
 
 
-def _add_device_option(p: argparse.ArgumentParser) -> None:
+def add_device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", help="cpu, cuda or cuda:N (default: cuda when there is a GPU, else cpu)"
     )
 
 
-def _add_corpus_options(p: argparse.ArgumentParser) -> None:
+def add_corpus_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "corpus (results go to its task: demo, or <folder>-<src><tgt>; plus -<space> and "
         "-v<vocabulary size> when that task has others)"
@@ -293,7 +293,7 @@ def _add_training_options(p: argparse.ArgumentParser, supernet: bool = False) ->
         help="subwords (default: the task's vocabulary size)",
     )
     g.add_argument("--vocab-type", choices=("bpe", "unigram"), default="bpe", help="default bpe")
-    _add_device_option(p)
+    add_device_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -306,7 +306,7 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
         "BLEU on valid and test (Ctrl+C keeps a checkpoint; the same command resumes it)",
     )
     _add_selection_options(p)
-    _add_corpus_options(p)
+    add_corpus_options(p)
     _add_training_options(p)
     p.add_argument(
         "--beam", type=whole_number(MAX_COUNT), help="beam of the final BLEU (default 5; 1: greedy)"
@@ -324,7 +324,7 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
         "(random weights, 30-token source, 30 decoder steps) and record it as latency_ms",
     )
     _add_selection_options(p)
-    _add_device_option(p)
+    add_device_option(p)
     p.add_argument("--beam", type=int, default=5, help="beam rows decoded (default 5)")
     p.add_argument("--repeats", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
@@ -344,7 +344,7 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
     q.set_defaults(handler=cmd_supernet_train)
     q.add_argument("--task", help="task whose search space to train (needed when several)")
     q.add_argument("--out", "-o", help="checkpoint file (default: beside the project)")
-    _add_corpus_options(q)
+    add_corpus_options(q)
     _add_training_options(q, supernet=True)
     q = actions.add_parser(
         "score",
@@ -359,8 +359,8 @@ def add_training_commands(add, common: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--bleu-sentences", type=int, default=200, help="validation sentences decoded (200)"
     )
-    _add_corpus_options(q)
-    _add_device_option(q)
+    add_corpus_options(q)
+    add_device_option(q)
     q.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -398,7 +398,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         name=files.test_set.name if files.test_set else None,
         beam=args.beam,
         length_penalty=args.length_penalty,
-        device=_device(args.device),
+        device=device_option(args.device),
         checkpoint=_absolute(args.checkpoint),
     )
     if result is None:
@@ -463,5 +463,5 @@ def add_translate_command(add) -> None:
         help="checkpoint of train to use (default: the one behind the task's recorded BLEU, "
         "else the newest beside the project)",
     )
-    _add_device_option(p)
+    add_device_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")

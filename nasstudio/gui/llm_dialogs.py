@@ -27,7 +27,7 @@ from nasstudio.predict.llm import LLMProfile
 from nasstudio.store.importers import ImportFormatError
 
 
-def _buttons(dialog: QDialog, ok_text: str) -> QDialogButtonBox:
+def ok_cancel_buttons(dialog: QDialog, ok_text: str) -> QDialogButtonBox:
     box = QDialogButtonBox(
         QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
     )
@@ -37,7 +37,7 @@ def _buttons(dialog: QDialog, ok_text: str) -> QDialogButtonBox:
     return box
 
 
-def _note(text: str = "") -> QLabel:
+def note_label(text: str = "") -> QLabel:
     label = QLabel(text, wordWrap=True)
     label.setStyleSheet("color: #555")
     return label
@@ -46,7 +46,7 @@ def _note(text: str = "") -> QLabel:
 EXAMPLES_TIP = "llmas's templates show 5 sentence pairs drawn with the seed from this corpus"
 
 
-def _example_fields(
+def example_fields(
     examples: tuple[str, str] | None, tip: str
 ) -> tuple[list[QLineEdit], QHBoxLayout]:
     """The "Task examples" fields: the source and the target file of a parallel corpus."""
@@ -60,7 +60,7 @@ def _example_fields(
     return edits, row
 
 
-def _examples_of(edits: list[QLineEdit]) -> tuple[str, str] | None:
+def examples_of(edits: list[QLineEdit]) -> tuple[str, str] | None:
     """The task-example corpus (source, target), None unless both are given."""
     if not all(e.text().strip() for e in edits):
         return None
@@ -103,13 +103,13 @@ class PredictDialog(QDialog):
         self.cache_check = QCheckBox(
             "Use the answer cache", checked=True, toolTip="A question asked before sends no request"
         )
-        self.estimate = _note()
+        self.estimate = note_label()
         form = QFormLayout(self)
         form.addRow(QLabel(f"Predict the BLEU of <b>{count:,}</b> architectures ({scope})."))
         form.addRow("LLM", QLabel(f"{profile.model} at {profile.base_url} ({profile.name})"))
         form.addRow("Samples", self.samples_spin)
         form.addRow("", self.cache_check)
-        self.buttons = _buttons(self, "Predict")
+        self.buttons = ok_cancel_buttons(self, "Predict")
         self.example_edits: list[QLineEdit] = []
         if llmas is not None:
             self._add_llmas_rows(form, *llmas)
@@ -119,7 +119,7 @@ class PredictDialog(QDialog):
         self._update_estimate()
 
     def _add_llmas_rows(self, form: QFormLayout, name: str, fill: LlmasFill) -> None:
-        self.example_edits, examples_row = _example_fields(fill.examples, EXAMPLES_TIP)
+        self.example_edits, examples_row = example_fields(fill.examples, EXAMPLES_TIP)
         self.seed_spin = QSpinBox(
             minimum=0,
             maximum=2**31 - 1,
@@ -142,7 +142,7 @@ class PredictDialog(QDialog):
 
     def _require_examples(self) -> None:
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok.setEnabled(_examples_of(self.example_edits) is not None)
+        ok.setEnabled(examples_of(self.example_edits) is not None)
 
     def _update_estimate(self) -> None:
         if self._tokens is None:
@@ -170,7 +170,7 @@ class PredictDialog(QDialog):
         """How the llmas prompt is filled (only with an llmas prompt)."""
         demos = self.demos_edit.text().strip()
         return LlmasFill(
-            _examples_of(self.example_edits),
+            examples_of(self.example_edits),
             self.seed_spin.value(),
             str(Path(demos).expanduser()) if demos else "",
         )
@@ -198,19 +198,19 @@ class EvaluateDialog(QDialog):
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         tip = "llmas's templates show 5 sentence pairs drawn with each seed from this corpus"
-        self.example_edits, examples_row = _example_fields(examples, tip)
+        self.example_edits, examples_row = example_fields(examples, tip)
         self.task_combo = QComboBox(toolTip="The task whose test architectures are predicted")
         self.problem = QLabel(wordWrap=True)
         self.problem.setStyleSheet("color: #b00020")
         row = QHBoxLayout()
         row.addWidget(self.folder_edit, 1)
         row.addWidget(browse)
-        self.buttons = _buttons(self, "Evaluate")
+        self.buttons = ok_cancel_buttons(self, "Evaluate")
         form = QFormLayout(self)
         form.addRow("Seedarchs", row)
         form.addRow("Task", self.task_combo)
         form.addRow("Task examples", examples_row)
-        form.addRow(_note(note))
+        form.addRow(note_label(note))
         form.addRow(self.problem)
         form.addRow(self.buttons)
         self.folder_edit.textChanged.connect(self._fill_tasks)
@@ -248,4 +248,4 @@ class EvaluateDialog(QDialog):
 
     def examples(self) -> tuple[str, str] | None:
         """The task-example corpus (source, target), None unless both are given."""
-        return _examples_of(self.example_edits)
+        return examples_of(self.example_edits)

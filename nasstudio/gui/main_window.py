@@ -37,9 +37,13 @@ from nasstudio.gui import settings
 from nasstudio.gui.browser import BrowserPanel
 from nasstudio.gui.detail import DetailPane
 from nasstudio.gui.dialogs import SampleDialog, TaskDialog, ask_export_target, show_error
+from nasstudio.gui.distill_panel import DistillPanel
 from nasstudio.gui.jobs_panel import JobsPanel, failure_line
+from nasstudio.gui.latency_panel import LatencyPanel
 from nasstudio.gui.llm_actions import install_llm_ui
 from nasstudio.gui.pareto_view import ParetoView
+from nasstudio.gui.propose_dialog import install_propose_ui
+from nasstudio.gui.search_panel import SearchPanel
 from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.table_loader import TableSnapshot
 from nasstudio.gui.train_panel import TrainPanel
@@ -82,6 +86,9 @@ class MainWindow(QMainWindow):
         self.pareto = ParetoView(self.view)
         self.jobs = JobsPanel()
         self.train_panel = TrainPanel(self.settings, self.view)
+        self.search_panel = SearchPanel(self.settings, self.view)
+        self.latency_panel = LatencyPanel()
+        self.distill_panel = DistillPanel(self.settings, self.view)
         self.path_label = QElidingLabel(elideMode=Qt.TextElideMode.ElideMiddle)
         self.counts_label = QLabel()
         self.show_task_button = QPushButton(visible=False)  # offers the task an import filled
@@ -89,9 +96,13 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_actions()
         self._build_train_ui()
+        self._build_search_ui()
+        self._build_latency_ui()
+        self._build_distill_ui()
         self._build_status_bar()
         self._connect()
         self.llm = install_llm_ui(self)  # before _restore_window, which restores its dock
+        self.propose = install_propose_ui(self)
         self._poll_timer = QTimer(self, interval=POLL_MS)
         self._poll_timer.timeout.connect(self._poll)
         self._poll_timer.start()
@@ -189,7 +200,7 @@ class MainWindow(QMainWindow):
         self.train_dock.setWidget(panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.train_dock)
         self.tabifyDockWidget(self.jobs_dock, self.train_dock)
-        menu = self.menuBar().addMenu("&Train")
+        menu = self.train_menu = self.menuBar().addMenu("&Train")
         menu.addActions([panel.train_action, panel.latency_action, panel.supernet_action])
         menu.addSeparator()
         menu.addAction(panel.cancel_action)
@@ -198,6 +209,39 @@ class MainWindow(QMainWindow):
         menu.addAction(dock_action)
         self.toolbar.addSeparator()
         self.toolbar.addAction(panel.train_action)
+
+    def _build_search_ui(self) -> None:
+        """The Search panel in a dock tabbed with the Train panel, and its "&Search" menu."""
+        panel = self.search_panel
+        self.search_dock = QDockWidget("Search", self, objectName="search")
+        self.search_dock.setWidget(panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.search_dock)
+        self.tabifyDockWidget(self.train_dock, self.search_dock)
+        menu = self.menuBar().addMenu("&Search")
+        menu.addAction(panel.run_action)
+        dock_action = self.search_dock.toggleViewAction()
+        dock_action.setText("Search &panel")
+        menu.addAction(dock_action)
+
+    def _build_latency_ui(self) -> None:
+        """The Latency panel in a dock tabbed with the Train panel, shown from the Train menu."""
+        self.latency_dock = QDockWidget("Latency", self, objectName="latency")
+        self.latency_dock.setWidget(self.latency_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.latency_dock)
+        self.tabifyDockWidget(self.train_dock, self.latency_dock)
+        dock_action = self.latency_dock.toggleViewAction()
+        dock_action.setText("&Latency predictors")
+        self.train_menu.addAction(dock_action)
+
+    def _build_distill_ui(self) -> None:
+        """The Distill panel in a dock tabbed with the Train panel, shown from the Train menu."""
+        self.distill_dock = QDockWidget("Distill", self, objectName="distill")
+        self.distill_dock.setWidget(self.distill_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.distill_dock)
+        self.tabifyDockWidget(self.train_dock, self.distill_dock)
+        dock_action = self.distill_dock.toggleViewAction()
+        dock_action.setText("&Distil a predictor (LLM-Distill-PP)")
+        self.train_menu.addAction(dock_action)
 
     def _build_status_bar(self) -> None:
         self.path_label.setToolTip("The open project file")
@@ -218,6 +262,9 @@ class MainWindow(QMainWindow):
         self.jobs.cancel_requested.connect(self.cancel_job)
         self.jobs.rerun_requested.connect(self.rerun_job)
         self.train_panel.status.connect(self._tell)
+        self.search_panel.status.connect(self._tell)
+        self.latency_panel.status.connect(self._tell)
+        self.distill_panel.status.connect(self._tell)
         self.train_panel.pick_requested.connect(self.browser.select_random)
         self.detail.translate_requested.connect(self.open_translate_dialog)
         self.train_panel.form.changed.connect(self._follow_checkpoint_root)
@@ -271,6 +318,9 @@ class MainWindow(QMainWindow):
         self.jobs.set_project(project)
         self.detail.set_project(project)
         self.train_panel.set_session(self.session)
+        self.search_panel.set_session(self.session)
+        self.latency_panel.set_session(self.session)
+        self.distill_panel.set_session(self.session)
         settings.remember_project(self.settings, project.path)
         self.setWindowTitle(f"{project.path.name} — nasstudio")
         self.path_label.setText(str(project.path))
@@ -288,6 +338,9 @@ class MainWindow(QMainWindow):
     def _close_session(self) -> None:
         if self.session is not None:
             self.train_panel.set_session(None)
+            self.search_panel.set_session(None)
+            self.latency_panel.set_session(None)
+            self.distill_panel.set_session(None)
             self.session.close()
             self.session = None
 

@@ -101,14 +101,14 @@ def _min_lr_spin(value: float) -> ScientificSpinBox:
     return spin
 
 
-def _int_spin(value: int, minimum: int, maximum: int, tip: str, step: int = 1) -> QSpinBox:
+def int_spin(value: int, minimum: int, maximum: int, tip: str, step: int = 1) -> QSpinBox:
     spin = QSpinBox(minimum=minimum, maximum=maximum, singleStep=step, toolTip=tip)
     spin.setValue(value)
     spin.setGroupSeparatorShown(True)
     return spin
 
 
-def _float_spin(
+def float_spin(
     value: float, maximum: float, tip: str, step: float = 0.05, decimals: int = 2
 ) -> QDoubleSpinBox:
     spin = QDoubleSpinBox(minimum=0.0, maximum=maximum, singleStep=step, decimals=decimals)
@@ -117,7 +117,7 @@ def _float_spin(
     return spin
 
 
-def _combo(items: dict[str, str], current: str, tip: str) -> QComboBox:
+def combo_field(items: dict[str, str], current: str, tip: str) -> QComboBox:
     combo = QComboBox(toolTip=tip)
     # Long choices (a device's name) shrink the combo, not widen the Train panel; its list
     # shows them whole.
@@ -173,7 +173,9 @@ class TrainForm(QWidget):
     # --- construction -------------------------------------------------------------------------
 
     def _corpus_group(self) -> QGroupBox:
-        self.corpus_combo = _combo(CORPORA, "demo", "The parallel corpus to train and evaluate on")
+        self.corpus_combo = combo_field(
+            CORPORA, "demo", "The parallel corpus to train and evaluate on"
+        )
         self.path_edit = QLineEdit(placeholderText="corpus folder")
         self.path_edit.setToolTip("Folder of the corpus files (plain or .gz, one sentence a line)")
         self.browse_button = QPushButton("Browse…", toolTip="Choose the corpus folder")
@@ -216,13 +218,13 @@ class TrainForm(QWidget):
         return combo
 
     def _run_group(self) -> QGroupBox:
-        self.device_combo = _combo(
+        self.device_combo = combo_field(
             available_devices(),
             "cpu",
             "Where to train and measure latency; CUDA devices train much faster. Runs wait "
             "in their device's queue (shown as queued in the Jobs panel).",
         )
-        self.executor_combo = _combo(
+        self.executor_combo = combo_field(
             EXECUTORS,
             "process",
             "Where the run's work happens: a worker process of its own (its own seed, threads "
@@ -239,14 +241,14 @@ class TrainForm(QWidget):
             "Folder for the checkpoints of Ray runs, one every worker reaches (a shared file "
             "system)"
         )
-        self.budget_combo = _combo(
+        self.budget_combo = combo_field(
             BUDGETS, "max_steps", "Training ends when this budget is spent (or early stop)"
         )
         self.budget_stack = QStackedWidget()
         budget_spins = {
-            "max_steps": _int_spin(DEFAULTS.max_steps, 1, 10**7, "Optimiser steps", 100),
-            "max_epochs": _int_spin(10, 1, 10_000, "Passes over the training data"),
-            "max_minutes": _float_spin(5.0, 10_000.0, "Wall-clock minutes of training", 1.0, 1),
+            "max_steps": int_spin(DEFAULTS.max_steps, 1, 10**7, "Optimiser steps", 100),
+            "max_epochs": int_spin(10, 1, 10_000, "Passes over the training data"),
+            "max_minutes": float_spin(5.0, 10_000.0, "Wall-clock minutes of training", 1.0, 1),
         }
         for key, spin in budget_spins.items():
             self.budget_stack.addWidget(spin)
@@ -286,13 +288,13 @@ class TrainForm(QWidget):
                 "lr": ("Learning rate", lr),
                 "warmup_steps": (
                     "Warm-up steps",
-                    _int_spin(
+                    int_spin(
                         d.warmup_steps, 1, 10**6, "Steps of linear warm-up to the peak rate", 50
                     ),
                 ),
                 "schedule": (
                     "Schedule",
-                    _combo(
+                    combo_field(
                         schedules,
                         d.schedule,
                         "Decay after warm-up: inverse square root, or cosine to the budget's end",
@@ -300,7 +302,7 @@ class TrainForm(QWidget):
                 ),
                 "max_tokens": (
                     "Max tokens",
-                    _int_spin(
+                    int_spin(
                         d.max_tokens,
                         64,
                         10**6,
@@ -310,27 +312,25 @@ class TrainForm(QWidget):
                 ),
                 "dropout": (
                     "Dropout",
-                    _float_spin(d.dropout, 0.9, "Dropout on embeddings, attention and FFN outputs"),
+                    float_spin(d.dropout, 0.9, "Dropout on embeddings, attention and FFN outputs"),
                 ),
                 "label_smoothing": (
                     "Label smoothing",
-                    _float_spin(d.label_smoothing, 0.9, "Label smoothing of the loss (0: none)"),
+                    float_spin(d.label_smoothing, 0.9, "Label smoothing of the loss (0: none)"),
                 ),
                 "precision": (
                     "Precision",
-                    _combo(
+                    combo_field(
                         precisions, d.precision, "auto: bf16/fp16 autocast on CUDA, fp32 on CPU"
                     ),
                 ),
                 "beam": (
                     "Beam",
-                    _int_spin(
-                        d.beam, 1, 64, "Beam of the final BLEU on valid and test (1: greedy)"
-                    ),
+                    int_spin(d.beam, 1, 64, "Beam of the final BLEU on valid and test (1: greedy)"),
                 ),
                 "length_penalty": (
                     "Length penalty",
-                    _float_spin(
+                    float_spin(
                         d.length_penalty,
                         5.0,
                         "Beam search scores log p / length ** this (1: average per token; "
@@ -339,7 +339,7 @@ class TrainForm(QWidget):
                 ),
                 "seed": (
                     "Seed",
-                    _int_spin(
+                    int_spin(
                         d.seed,
                         0,
                         2**31 - 1,
@@ -359,7 +359,7 @@ class TrainForm(QWidget):
             f"{describe_settings(supernet_overrides('hat'))} (supertransformer/space0.yml) "
             "unless you change that field",
         }
-        self.recipe_combo = _combo(
+        self.recipe_combo = combo_field(
             RECIPES,
             "default",
             "A recipe fills the hyperparameters; edit any field afterwards. Train supernet "
@@ -383,13 +383,13 @@ class TrainForm(QWidget):
         values.update(recipe_settings(recipe))
         for name, value in values.items():
             if name in self._config:
-                _set_value(self._config[name], value)
+                set_field_value(self._config[name], value)
         self.budget_combo.setCurrentIndex(self.budget_combo.findData("max_steps"))
-        _set_value(self._budget_spins["max_steps"], values["max_steps"])
+        set_field_value(self._budget_spins["max_steps"], values["max_steps"])
 
     def _advanced_section(self) -> QCollapsible:
         d = DEFAULTS
-        patience = _int_spin(
+        patience = int_spin(
             0, 0, 1000, "Evaluations without a better validation loss before stopping (off: never)"
         )
         patience.setSpecialValueText("off")
@@ -401,28 +401,28 @@ class TrainForm(QWidget):
             {
                 "eval_every": (
                     "Evaluate every",
-                    _int_spin(d.eval_every, 1, 10**6, "Steps between valid loss/BLEU points", 50),
+                    int_spin(d.eval_every, 1, 10**6, "Steps between valid loss/BLEU points", 50),
                 ),
                 "eval_sentences": (
                     "Eval sentences",
-                    _int_spin(
+                    int_spin(
                         d.eval_sentences, 1, 10**6, "Valid sentences decoded for the BLEU curve", 50
                     ),
                 ),
                 "checkpoint_every": (
                     "Checkpoint every",
-                    _int_spin(
+                    int_spin(
                         d.checkpoint_every, 1, 10**7, "Steps between checkpoints (and on cancel)"
                     ),
                 ),
                 "patience": ("Patience", patience),
                 "accumulate": (
                     "Accumulate",
-                    _int_spin(d.accumulate, 1, 1024, "Batches per optimiser step"),
+                    int_spin(d.accumulate, 1, 1024, "Batches per optimiser step"),
                 ),
                 "clip_norm": (
                     "Clip norm",
-                    _float_spin(d.clip_norm, 1000.0, "Gradient norm clipping (0: off)", 0.5),
+                    float_spin(d.clip_norm, 1000.0, "Gradient norm clipping (0: off)", 0.5),
                 ),
                 "min_lr": (
                     "Minimum rate",
@@ -430,15 +430,15 @@ class TrainForm(QWidget):
                 ),
                 "attention_dropout": (
                     "Attention dropout",
-                    _float_spin(d.attention_dropout, 0.9, "Dropout on the attention weights"),
+                    float_spin(d.attention_dropout, 0.9, "Dropout on the attention weights"),
                 ),
                 "weight_decay": (
                     "Weight decay",
-                    _float_spin(d.weight_decay, 1.0, "Adam weight decay", 0.01, 4),
+                    float_spin(d.weight_decay, 1.0, "Adam weight decay", 0.01, 4),
                 ),
                 "max_len": (
                     "Max length",
-                    _int_spin(
+                    int_spin(
                         d.max_len,
                         8,
                         4096,
@@ -447,7 +447,7 @@ class TrainForm(QWidget):
                 ),
             },
         )
-        self.vocab_spin = _int_spin(
+        self.vocab_spin = int_spin(
             0,
             0,
             1_000_000,
@@ -456,13 +456,13 @@ class TrainForm(QWidget):
             1000,
         )
         self.vocab_spin.setSpecialValueText("task's size")
-        self.vocab_combo = _combo(
+        self.vocab_combo = combo_field(
             {"bpe": "BPE", "unigram": "unigram"}, "bpe", "sentencepiece model of the vocabulary"
         )
-        self.latency_repeats = _int_spin(
+        self.latency_repeats = int_spin(
             HAT_REPEATS, 3, 1000, "Timed runs per architecture (HAT: 20; 10-90 % trimmed mean)"
         )
-        self.latency_beam = _int_spin(
+        self.latency_beam = int_spin(
             HAT_BEAM, 1, 64, "Hypotheses the decoder runs on when timing latency (HAT: 5)"
         )
         for key, text, widget in (
@@ -543,11 +543,11 @@ class TrainForm(QWidget):
 
     def config(self) -> dict[str, Any]:
         """``TrainConfig`` fields; raises ValueError for a setting TrainConfig refuses."""
-        values = {name: _value(widget) for name, widget in self._config.items()}
+        values = {name: field_value(widget) for name, widget in self._config.items()}
         values["patience"] = values["patience"] or None
         budget = self.budget_combo.currentData()
         values.update({key: None for key in BUDGETS})
-        values[budget] = _value(self._budget_spins[budget])
+        values[budget] = field_value(self._budget_spins[budget])
         return TrainConfig.from_dict(values).as_dict()
 
     def supernet_config(self) -> dict[str, Any]:
@@ -589,12 +589,12 @@ class TrainForm(QWidget):
     def set_values(self, values: dict[str, Any]) -> None:
         """Set fields by settings key (``config/lr``, ``budget/kind``, ``corpus/path``, …)."""
         for key, value in values.items():
-            _set_value(self._saved[key], value)
+            set_field_value(self._saved[key], value)
         self._update_corpus_fields()
 
     def values(self) -> dict[str, Any]:
         """Every remembered field by settings key."""
-        return {key: _value(widget) for key, widget in self._saved.items()}
+        return {key: field_value(widget) for key, widget in self._saved.items()}
 
     # --- reactions ----------------------------------------------------------------------------
 
@@ -647,7 +647,7 @@ class TrainForm(QWidget):
             for key, widget in self._saved.items():
                 if self._settings.contains(key):
                     with contextlib.suppress(TypeError, ValueError):  # a mangled value: default
-                        _set_value(widget, self._settings.value(key))
+                        set_field_value(widget, self._settings.value(key))
             if self._settings.value("advanced", False, type=bool):
                 self.advanced.expand(animate=False)
         finally:
@@ -655,7 +655,7 @@ class TrainForm(QWidget):
         self._show_budget()
         self._show_ray_address()
         for key, widget in self._saved.items():
-            _on_change(widget, lambda *_, k=key, w=widget: self._store(k, _value(w)))
+            on_field_change(widget, lambda *_, k=key, w=widget: self._store(k, field_value(w)))
         self.advanced.toggled.connect(lambda shown: self._store("advanced", shown))
 
     def _store(self, key: str, value: Any) -> None:
@@ -739,7 +739,7 @@ class TrainDialog(QDialog):
             super().accept()
 
 
-def _value(widget: QWidget) -> Any:
+def field_value(widget: QWidget) -> Any:
     if isinstance(widget, QAbstractSpinBox):
         return widget.value()
     if isinstance(widget, QComboBox):
@@ -747,7 +747,7 @@ def _value(widget: QWidget) -> Any:
     return widget.text()
 
 
-def _set_value(widget: QWidget, value: Any) -> None:
+def set_field_value(widget: QWidget, value: Any) -> None:
     """Set a widget from a value, which may be text read back from an INI file."""
     if isinstance(widget, QSpinBox):
         widget.setValue(int(float(value)))
@@ -763,7 +763,7 @@ def _set_value(widget: QWidget, value: Any) -> None:
         widget.setText(str(value))
 
 
-def _on_change(widget: QWidget, slot: Any) -> None:
+def on_field_change(widget: QWidget, slot: Any) -> None:
     if isinstance(widget, QSpinBox | QDoubleSpinBox):
         widget.valueChanged.connect(slot)
     elif isinstance(widget, QComboBox) and widget.isEditable():

@@ -9,7 +9,27 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from nasstudio.space import Architecture
-from nasstudio.store import Measurement, Prediction, Project, Task
+from nasstudio.store import (
+    Measurement,
+    Prediction,
+    Project,
+    SearchGeneration,  # a search's generation: a record defined beside the store that reads it
+    SearchMember,
+    Task,
+)
+
+__all__ = [
+    "CurvePoint",
+    "Measurements",
+    "NewArchitectures",
+    "NewTask",
+    "Predictions",
+    "Record",
+    "SearchGeneration",
+    "SearchMember",
+    "records_in",
+    "write_records",
+]
 
 
 @runtime_checkable

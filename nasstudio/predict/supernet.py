@@ -1,8 +1,10 @@
 """HAT's supernet proxy as a Predictor: each architecture scored with the weights it inherits
 from a trained SuperTransformer. The value is the validation loss (HAT's proxy); beside it the
-BLEU of greedy translations of the first validation sentences. Both are recorded as predictions
-of kind ``supernet``, named after the checkpoint and its step. Scoring runs in eval mode without
-sampling, so the same checkpoint gives the same scores every time."""
+BLEU of greedy translations of the first validation sentences, unless ``bleu_sentences`` is 0
+(loss only: a search ranks thousands of architectures and greedy decoding costs far more than
+the loss). Both are recorded as predictions of kind ``supernet``, named after the checkpoint
+and its step. Scoring runs in eval mode without sampling, so the same checkpoint gives the same
+scores every time."""
 
 from __future__ import annotations
 
@@ -61,8 +63,8 @@ class SupernetPredictor:
         bleu_sentences: int = 200,
     ) -> SupernetPredictor:
         """The supernet in ``checkpoint``, trained on ``corpus`` (checked) over ``task``'s space."""
-        if bleu_sentences < 1:
-            raise ValueError(f"bleu_sentences must be at least 1, got {bleu_sentences}")
+        if bleu_sentences < 0:
+            raise ValueError(f"bleu_sentences must be 0 (loss only) or more, got {bleu_sentences}")
         path = Path(checkpoint)
         payload = read_checkpoint(path)
         meta = payload["meta"]
@@ -104,13 +106,16 @@ class SupernetPredictor:
 
     def _score(self, arch: Architecture) -> PredictionResult:
         loss = self.model.score(arch, self._loss_batches)
+        provenance = {**self.provenance, "time": time.time()}
+        if not self._bleu_set.sources:
+            return PredictionResult(arch.id, loss, provenance=provenance)
         with self.model.using(arch):
             bleu = _greedy_bleu(self.model, self._bleu_set, self.prepared, self.settings.max_len)
         extra = {"decoding": "greedy", "sentences": bleu.sentences, "sacrebleu": bleu.signature}
         return PredictionResult(
             arch.id,
             loss,
-            provenance={**self.provenance, "time": time.time()},
+            provenance=provenance,
             also=(AlsoPredicted(BLEU_VALID, bleu.score, extra),),
         )
 
@@ -130,6 +135,8 @@ def supernet_score_job(
     """Score architectures of ``task`` with ``SupernetPredictor``; the predictions go to the
     corpus' task, one architecture at a time, so a cancel keeps those done. Returns the scores
     by architecture id."""
+    if bleu_sentences < 1:
+        raise ValueError(f"bleu_sentences must be at least 1, got {bleu_sentences}")
     predictor = SupernetPredictor.load(
         handle, project, task, checkpoint, corpus, device, cache_dir, bleu_sentences
     )

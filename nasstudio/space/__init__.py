@@ -5,6 +5,7 @@ from nasstudio.space.hat import HatConfigError, from_yaml, parse_arch_info, to_a
 from nasstudio.space.searchspace import (
     FEATURE_NAMES,
     PRESETS,
+    Genome,
     OutOfSpaceError,
     SearchSpace,
     average_features,
@@ -17,6 +18,7 @@ __all__ = [
     "PRESETS",
     "Architecture",
     "ArchitectureError",
+    "Genome",
     "HatConfigError",
     "OutOfSpaceError",
     "SearchSpace",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -76,25 +78,75 @@ class SearchSpace:
         return [self.sample(rng) for _ in range(n)]
 
     def mutate(self, arch: Architecture, rng: random.Random, prob: float) -> Architecture:
-        """Resample each gene (scalar or per-layer value) with probability ``prob``."""
-        genes = self._genes(arch, rng)
-        for name, choices in self._scalar_choices().items():
-            if rng.random() < prob:
-                genes[name] = rng.choice(choices)
-        for name, choices in self._layer_choices().items():
-            genes[name] = [rng.choice(choices) if rng.random() < prob else v for v in genes[name]]
-        return self._from_genes(genes, rng)
+        """Resample each gene of ``arch``'s genome with probability ``prob``."""
+        return self.genome(arch).mutate(rng, prob).architecture
 
     def crossover(self, a: Architecture, b: Architecture, rng: random.Random) -> Architecture:
         """Uniform crossover: every gene comes from either parent with equal chance."""
-        ga, gb = self._genes(a, rng), self._genes(b, rng)
-        child = {}
-        for name in ga:
-            if isinstance(ga[name], list):
-                child[name] = [rng.choice(pair) for pair in zip(ga[name], gb[name], strict=True)]
-            else:
-                child[name] = rng.choice((ga[name], gb[name]))
-        return self._from_genes(child, rng)
+        return self.genome(a).crossover(self.genome(b), rng).architecture
+
+    def genome(self, arch: Architecture) -> Genome:
+        """``arch``'s genome; inactive layers repeat layer 0's values, as HAT's config2gene does."""
+        self.validate(arch)
+        genes = [
+            arch.encoder_embed_dim,
+            arch.decoder_embed_dim,
+            arch.encoder_layers,
+            arch.decoder_layers,
+        ]
+        for name, depth, _ in self._gene_layout[len(self._scalar_choices()) :]:
+            values = list(getattr(arch, name))
+            genes += values + [values[0]] * (depth - len(values))
+        return Genome(self, tuple(genes))
+
+    def sample_genome(self, rng: random.Random) -> Genome:
+        """Every gene, active or not, drawn from all its choices (HAT's random_sample)."""
+        return Genome(self, tuple(rng.choice(choices) for choices in self.gene_choices))
+
+    @cached_property
+    def gene_choices(self) -> tuple[tuple[int, ...], ...]:
+        """The allowed values of each gene, in genome order."""
+        return tuple(choices for _, count, choices in self._gene_layout for _ in range(count))
+
+    @cached_property
+    def _gene_layout(self) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
+        """(field, genes, choices) in genome order: one gene per scalar, then each per-layer
+        field at the maximum depth."""
+        scalars = [(name, 1, choices) for name, choices in self._scalar_choices().items()]
+        layers = [
+            (name, self._max_depth(name), choices)
+            for name, choices in self._layer_choices().items()
+        ]
+        return tuple(scalars + layers)
+
+    def _max_depth(self, layer_field: str) -> int:
+        if layer_field.startswith("encoder"):
+            return self.max_encoder_layers
+        return self.max_decoder_layers
+
+    def _express(self, genes: tuple[int, ...]) -> Architecture:
+        """The architecture a genome encodes: the active layers' genes only."""
+        fields, start = {}, 0
+        for name, count, _ in self._gene_layout:
+            fields[name], start = genes[start : start + count], start + count
+        enc, dec = fields["encoder_layers"][0], fields["decoder_layers"][0]
+        # An arbitrary-attention gene asking for more encoder layers than are active attends
+        # to all of them (the largest allowed value below it), so a shallow encoder keeps it.
+        allowed = self._arbitrary_choices(enc)
+        arbitrary = [
+            max(k for k in allowed if k <= gene) for gene in fields["decoder_arbitrary_attn"]
+        ]
+        return Architecture(
+            encoder_embed_dim=fields["encoder_embed_dim"][0],
+            decoder_embed_dim=fields["decoder_embed_dim"][0],
+            encoder_ffn_dims=fields["encoder_ffn_dims"][:enc],
+            encoder_heads=fields["encoder_heads"][:enc],
+            decoder_ffn_dims=fields["decoder_ffn_dims"][:dec],
+            decoder_heads=fields["decoder_heads"][:dec],
+            decoder_cross_heads=fields["decoder_cross_heads"][:dec],
+            decoder_arbitrary_attn=arbitrary[:dec],
+            qkv_dim=self.qkv_dim,
+        )
 
     def _arbitrary_choices(self, encoder_layers: int) -> tuple[int, ...]:
         return tuple(k for k in self.arbitrary_attn if max(k + 1, 1) <= encoder_layers)
@@ -116,41 +168,6 @@ class SearchSpace:
             "decoder_cross_heads": self.cross_heads,
             "decoder_arbitrary_attn": self.arbitrary_attn,
         }
-
-    def _genes(self, arch: Architecture, rng: random.Random) -> dict:
-        """HAT's genome: per-layer lists at the maximum depth, unused layers filled at random,
-        so that a depth mutation or crossover has values for the layers it switches on."""
-        genes: dict = {
-            "encoder_embed_dim": arch.encoder_embed_dim,
-            "decoder_embed_dim": arch.decoder_embed_dim,
-            "encoder_layers": arch.encoder_layers,
-            "decoder_layers": arch.decoder_layers,
-        }
-        for name, choices in self._layer_choices().items():
-            values = list(getattr(arch, name))
-            depth = (
-                self.max_encoder_layers if name.startswith("encoder") else self.max_decoder_layers
-            )
-            genes[name] = values + [rng.choice(choices) for _ in range(depth - len(values))]
-        return genes
-
-    def _from_genes(self, genes: dict, rng: random.Random) -> Architecture:
-        enc, dec = genes["encoder_layers"], genes["decoder_layers"]
-        allowed = self._arbitrary_choices(enc)
-        arbitrary = [
-            k if k in allowed else rng.choice(allowed) for k in genes["decoder_arbitrary_attn"]
-        ]
-        return Architecture(
-            encoder_embed_dim=genes["encoder_embed_dim"],
-            decoder_embed_dim=genes["decoder_embed_dim"],
-            encoder_ffn_dims=genes["encoder_ffn_dims"][:enc],
-            encoder_heads=genes["encoder_heads"][:enc],
-            decoder_ffn_dims=genes["decoder_ffn_dims"][:dec],
-            decoder_heads=genes["decoder_heads"][:dec],
-            decoder_cross_heads=genes["decoder_cross_heads"][:dec],
-            decoder_arbitrary_attn=arbitrary[:dec],
-            qkv_dim=self.qkv_dim,
-        )
 
     # --- validation --------------------------------------------------------------------------
 
@@ -193,12 +210,63 @@ class SearchSpace:
             arch.decoder_layers,
         ]
         for name in self._layer_choices():
-            depth = (
-                self.max_encoder_layers if name.startswith("encoder") else self.max_decoder_layers
-            )
             layer_values = list(getattr(arch, name))
-            values += layer_values + [0] * (depth - len(layer_values))
+            values += layer_values + [0] * (self._max_depth(name) - len(layer_values))
         return np.asarray(values, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Genome:
+    """HAT's genome: the scalar genes, then every per-layer gene at the space's maximum depth.
+
+    Genes of layers beyond the current depth are inactive: the architecture does not show them,
+    but mutation and crossover carry them on, so a depth that drops and rises again gets its old
+    layer values back, as in HAT's evolutionary search.
+    """
+
+    space: SearchSpace
+    genes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        choices = self.space.gene_choices
+        if len(self.genes) != len(choices):
+            raise OutOfSpaceError(
+                f"a genome of space '{self.space.name}' has {len(choices)} genes, "
+                f"got {len(self.genes)}"
+            )
+        for position, (gene, allowed) in enumerate(zip(self.genes, choices, strict=True)):
+            if gene not in allowed:
+                raise OutOfSpaceError(f"gene {position} is {gene}, expected one of {list(allowed)}")
+
+    @cached_property
+    def architecture(self) -> Architecture:
+        return self.space._express(self.genes)
+
+    def mutate(self, rng: random.Random, prob: float) -> Genome:
+        """Resample each gene, active or not, with probability ``prob`` (HAT's mutate)."""
+        genes = tuple(
+            rng.choice(choices) if rng.random() < prob else gene
+            for gene, choices in zip(self.genes, self.space.gene_choices, strict=True)
+        )
+        return Genome(self.space, genes)
+
+    def crossover(self, other: Genome, rng: random.Random) -> Genome:
+        """Uniform crossover: every gene from either parent with equal chance."""
+        genes = tuple(rng.choice(pair) for pair in zip(self.genes, other.genes, strict=True))
+        return Genome(self.space, genes)
+
+    def indices(self) -> tuple[int, ...]:
+        """Each gene as its index among the gene's choices (an integer encoding)."""
+        return tuple(
+            choices.index(gene)
+            for gene, choices in zip(self.genes, self.space.gene_choices, strict=True)
+        )
+
+    @classmethod
+    def from_indices(cls, space: SearchSpace, indices: Sequence[int]) -> Genome:
+        return cls(
+            space, tuple(c[int(i)] for c, i in zip(space.gene_choices, indices, strict=True))
+        )
 
 
 def average_features(arch: Architecture) -> np.ndarray:

@@ -14,6 +14,8 @@ from nasstudio.store.project import (
     Measurement,
     Prediction,
     Project,
+    SearchGeneration,
+    SearchMember,
     Task,
 )
 from nasstudio.store.schema import SCHEMA_VERSION, SchemaError
@@ -34,6 +36,8 @@ __all__ = [
     "Prediction",
     "Project",
     "SchemaError",
+    "SearchGeneration",
+    "SearchMember",
     "Task",
     "this_process",
 ]

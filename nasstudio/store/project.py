@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +102,49 @@ class Prediction:
     prompt_version: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchMember:
+    """One architecture of a search generation's population."""
+
+    arch: Architecture
+    score: float  # the ranking predictor's value, higher is better (BLEU, or -valid loss)
+    metrics: Mapping[str, float] = field(default_factory=dict)  # gflops, params, latency_ms@...
+
+
+@dataclass(frozen=True, slots=True)
+class SearchGeneration:
+    """One generation of an architecture search, as the search job yields it and the store
+    keeps it. A job record: writing it adds the front and the best to the task (origin
+    ``search #<job>``) with ``predictions`` (those the search has not recorded yet)."""
+
+    task: str
+    generation: int  # 0-based iteration
+    scorer: str  # the predictor that ranked this generation
+    score_label: str  # what ``score`` means, for axes: "BLEU (distilled:x)"
+    seconds: float  # time in the scorer this generation
+    members: tuple[SearchMember, ...]  # the population, best first
+    front: tuple[str, ...]  # ids non-dominated in (score max, constraint metric min)
+    constraint: str = ""  # the constrained metric (a key of ``metrics``), "" for none
+    predictions: tuple[Prediction, ...] = ()
+
+    @property
+    def best(self) -> SearchMember:
+        return self.members[0]
+
+    def write(self, project: Project, job_id: int) -> Iterable[str]:
+        origin = f"search #{job_id}"
+        chosen = {*self.front, self.best.arch.id}
+        archs = {m.arch.id: m.arch for m in self.members}
+        project.add_architectures(self.task, [a for i, a in archs.items() if i in chosen], origin)
+        elsewhere = [p for p in self.predictions if p.task != self.task]
+        for task in dict.fromkeys(p.task for p in elsewhere):  # a supernet's corpus task
+            ids = dict.fromkeys(p.arch_id for p in elsewhere if p.task == task)
+            project.add_architectures(task, [archs[i] for i in ids], origin)
+        project.add_predictions(self.predictions)
+        project.add_search_generation(job_id, self)
+        return {self.task, *(p.task for p in self.predictions)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,6 +653,20 @@ class Project:
             )
         return table_id
 
+    def latency_table_rows(self, name: str) -> np.ndarray:
+        """The rows of the latency table ``name``, as ``add_latency_table`` took them."""
+        conn = self._conn()
+        found = conn.execute("SELECT id FROM latency_tables WHERE name = ?", (name,)).fetchone()
+        if found is None:
+            raise KeyError(f"no latency table '{name}' in {self.path}")
+        columns = ", ".join([*FEATURE_NAMES, "encoder_ms", "decoder_ms"])
+        rows = conn.execute(
+            f"SELECT {columns}, encoder_std_ms, decoder_std_ms FROM latency_rows"
+            " WHERE table_id = ? ORDER BY rowid",
+            found,
+        ).fetchall()
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES) + 4)
+
     def latency_tables(self) -> pd.DataFrame:
         return pd.read_sql_query(
             "SELECT t.name, t.task, t.device, t.source, COUNT(r.table_id) AS rows"
@@ -730,6 +787,74 @@ class Project:
             (job_id,),
         )
         return [{**json.loads(point), "arch_id": arch, "step": step} for arch, step, point in rows]
+
+    # --- architecture searches ----------------------------------------------------------------
+
+    def add_search_generation(self, job_id: int, generation: SearchGeneration) -> None:
+        """Record one generation of search job ``job_id`` (its architectures are in the row)."""
+        members = [
+            {"arch": json.loads(m.arch.canonical_json()), "score": m.score, "metrics": m.metrics}
+            for m in generation.members
+        ]
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO search_generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    generation.generation,
+                    generation.task,
+                    generation.scorer,
+                    generation.score_label,
+                    generation.seconds,
+                    generation.constraint,
+                    generation.best.arch.id,
+                    generation.best.score,
+                    json.dumps(members),
+                    json.dumps(list(generation.front)),
+                    time.time(),
+                ),
+            )
+
+    def search_generations(self, job_id: int) -> list[SearchGeneration]:
+        """The generations search job ``job_id`` recorded, in order (without predictions)."""
+        rows = self._conn().execute(
+            "SELECT task, generation, scorer, score_label, seconds, members, front,"
+            " constraint_metric FROM search_generations WHERE job_id = ? ORDER BY generation",
+            (job_id,),
+        )
+        return [
+            SearchGeneration(
+                task,
+                generation,
+                scorer,
+                label,
+                seconds,
+                tuple(
+                    SearchMember(Architecture(**m["arch"]), m["score"], m["metrics"])
+                    for m in json.loads(members)
+                ),
+                tuple(json.loads(front)),
+                constraint,
+            )
+            for task, generation, scorer, label, seconds, members, front, constraint in rows
+        ]
+
+    def searches(self) -> list[dict[str, Any]]:
+        """One row per search job, oldest first: ``job_id``, ``task``, ``title``, ``state``
+        (None for a job not in the project), ``generations`` recorded, ``seconds`` in its
+        scorers, and ``best_id``, ``best_score``, ``scorer``, ``score_label`` of its last
+        generation."""
+        cursor = self._conn().execute(
+            "SELECT g.job_id, g.task, j.title, j.state, n.generations, n.seconds, g.best_id,"
+            " g.best_score, g.scorer, g.score_label FROM search_generations g"
+            " JOIN (SELECT job_id, COUNT(*) AS generations, SUM(seconds) AS seconds,"
+            " MAX(generation) AS last FROM search_generations GROUP BY job_id) n"
+            " ON n.job_id = g.job_id AND n.last = g.generation"
+            " LEFT JOIN jobs j ON j.id = g.job_id ORDER BY g.job_id"
+        )
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor]
+        return rows
 
     # --- prompts -----------------------------------------------------------------------------
 

@@ -191,6 +191,25 @@ CREATE INDEX measurements_by_task ON measurements (task, metric);
 CREATE INDEX measurements_by_test_set ON measurements (task, test_set_digest)
     WHERE test_set_digest != '';
 """,
+    # 4: the generations of architecture searches, one row each: who ranked it, the time it
+    # took, its population (JSON: architecture, score, metrics; best first) and its front.
+    """
+CREATE TABLE search_generations (
+    job_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    scorer TEXT NOT NULL,
+    score_label TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    constraint_metric TEXT NOT NULL DEFAULT '',
+    best_id TEXT NOT NULL,
+    best_score REAL NOT NULL,
+    members TEXT NOT NULL,
+    front TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (job_id, generation)
+);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

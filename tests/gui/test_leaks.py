@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtWidgets import QApplication, QGraphicsItem
 
 from nasstudio.gui.main_window import MainWindow
 from nasstudio.jobs import JobState
@@ -71,6 +71,8 @@ def use_the_window(window: MainWindow, qtbot, seed: int, run: int) -> None:
 
 
 def test_closed_windows_free_their_panels_and_plots_at_once(qtbot, project_path, past_run):
+    # The application's style belongs to the process, not to a window: wrap it beforehand.
+    app_style = QApplication.style()
     before = weakref.WeakSet(qt_objects())
     kept: list[weakref.ref] = []
     with no_cyclic_collection():
@@ -102,5 +104,6 @@ def test_closed_windows_free_their_panels_and_plots_at_once(qtbot, project_path,
         left = Counter(type(o).__name__ for o in qt_objects() if o not in before)
     assert alive == [], "freed only by the cyclic collector, or never"
     assert left == Counter(), "Qt objects outlive their window"
+    assert app_style is QApplication.style()
     gc.collect()
     assert [ref for ref in kept if ref() is not None] == []

@@ -1,0 +1,129 @@
+"""Proxy expressions: two inputs, each through a chain of unary operations, joined by one
+binary operation; per layer the result is reduced to its mean, and the proxy is the mean over
+layers.
+
+The text form is the readable formula itself, in function notation with the innermost
+operation first applied, e.g. ``mul(abs(log(act)), sqrt(grad))``; :func:`parse` reads it back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from nasstudio.lpzero.ops import BINARY, UNARY, OperationError
+
+INPUTS = ("act", "q", "k", "v", "softmax", "weight", "grad")
+"""Per-layer inputs (see :mod:`nasstudio.lpzero.inputs`): FFN activations, the query, key and
+value projections, the attention softmax maps, and the FFN's first linear layer's weight and
+its gradient."""
+
+
+class ExpressionError(ValueError):
+    """A formula that does not parse into a proxy expression."""
+
+
+@dataclass(frozen=True)
+class Branch:
+    """An input passed through unary operations, applied first to last."""
+
+    input: str
+    ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        text = self.input
+        for op in self.ops:
+            text = f"{op}({text})"
+        return text
+
+    def apply(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        value = tensors[self.input]
+        for op in self.ops:
+            value = UNARY[op](value)
+        return value
+
+
+@dataclass(frozen=True)
+class Expression:
+    left: Branch
+    right: Branch
+    binary: str
+
+    def __str__(self) -> str:
+        return f"{self.binary}({self.left}, {self.right})"
+
+    def layer_value(self, tensors: Mapping[str, torch.Tensor]) -> float:
+        """The mean of the joined branches on one layer's inputs; raises OperationError when
+        their shapes cannot be joined."""
+        try:
+            joined = BINARY[self.binary](self.left.apply(tensors), self.right.apply(tensors))
+        except RuntimeError as error:  # torch's own shape errors, e.g. in batched matmul
+            raise OperationError(str(error)) from None
+        return float(joined.mean())
+
+    def value(self, layers: Sequence[Mapping[str, torch.Tensor]]) -> float:
+        """The proxy of one network: the mean over its layers (NaN if any layer is)."""
+        values = [self.layer_value(tensors) for tensors in layers]
+        return math.fsum(values) / len(values)
+
+
+_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|[(),])")
+
+
+def parse(text: str) -> Expression:
+    """The expression a formula such as ``sub(zscore(act), mean(grad))`` describes."""
+    tokens = _tokenize(text)
+    position = 0
+
+    def expect(token: str) -> None:
+        nonlocal position
+        if position >= len(tokens) or tokens[position] != token:
+            found = tokens[position] if position < len(tokens) else "the end"
+            raise ExpressionError(f"{text!r}: expected {token!r}, found {found!r}")
+        position += 1
+
+    def branch() -> Branch:
+        nonlocal position
+        names = []
+        while position + 1 < len(tokens) and tokens[position + 1] == "(":
+            names.append(tokens[position])
+            position += 2
+        name = tokens[position] if position < len(tokens) else "the end"
+        if name not in INPUTS:
+            raise ExpressionError(
+                f"{text!r}: expected an input ({', '.join(INPUTS)}), got {name!r}"
+            )
+        position += 1
+        for op in names:
+            if op not in UNARY:
+                raise ExpressionError(f"{text!r}: unknown unary operation {op!r}")
+            expect(")")
+        return Branch(name, tuple(reversed(names)))
+
+    binary = tokens[0] if tokens else ""
+    if binary not in BINARY:
+        raise ExpressionError(f"{text!r}: must start with a binary operation ({', '.join(BINARY)})")
+    position = 1
+    expect("(")
+    left = branch()
+    expect(",")
+    right = branch()
+    expect(")")
+    if position != len(tokens):
+        raise ExpressionError(f"{text!r}: unexpected {tokens[position]!r} after the expression")
+    return Expression(left, right, binary)
+
+
+def _tokenize(text: str) -> list[str]:
+    tokens, position = [], 0
+    while position < len(text.rstrip()):
+        match = _TOKEN.match(text, position)
+        if not match:
+            raise ExpressionError(f"{text!r}: unexpected character at {position}")
+        tokens.append(match.group(1))
+        position = match.end()
+    return tokens

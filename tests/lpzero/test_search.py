@@ -1,0 +1,171 @@
+"""Rule-based pruning (one case per rule), and the seeded GP search with its fitness cache."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nasstudio.lpzero.expr import parse
+from nasstudio.lpzero.search import (
+    GPSettings,
+    ProxyEvaluator,
+    gp_search,
+    rank_correlations,
+    structural_rule,
+    value_rule,
+)
+
+
+@pytest.mark.parametrize(
+    ("formula", "rule"),
+    [
+        ("add(zscore(mean(act)), grad)", "normalisation after a scalar reduction"),
+        ("add(softmax(l1_norm(act)), grad)", "normalisation after a scalar reduction"),
+        ("add(log(exp(act)), grad)", "operation followed by its inverse"),
+        ("add(act, exp(log(grad)))", "operation followed by its inverse"),
+        ("mul(invert(invert(act)), grad)", "operation followed by its inverse"),
+        ("mul(negate(negate(act)), grad)", "operation followed by its inverse"),
+        ("mul(sqrt(square(act)), grad)", "operation followed by its inverse"),
+        ("mul(abs(abs(act)), grad)", "idempotent operation repeated"),
+        ("mul(act, relu(relu(grad)))", "idempotent operation repeated"),
+        ("sub(abs(act), abs(act))", "difference of equal branches"),
+        ("matmul(std(act), weight)", "matrix product of a scalar"),
+        ("mul(abs(log(act)), sqrt(grad))", None),
+        ("add(mean(zscore(act)), grad)", None),  # normalising before reducing is fine
+    ],
+)
+def test_structural_rules(formula, rule):
+    assert structural_rule(parse(formula)) == rule
+
+
+def test_value_rules():
+    assert value_rule([1.0, 2.0], failures=3, max_failures=2) == "failed on 3 architectures"
+    assert value_rule([1.0, math.nan], failures=0, max_failures=2) == "NaN or inf"
+    assert value_rule([1.0, math.inf], failures=0, max_failures=2) == "NaN or inf"
+    assert (
+        value_rule([2.0, 2.0, 2.0], failures=0, max_failures=2) == "constant across architectures"
+    )
+    assert value_rule([1.0, 2.0], failures=2, max_failures=2) is None
+
+
+def test_rank_correlations_by_hand():
+    # Ranks (1,2,3,4) against (1,2,4,3): d^2 sums to 2, rho = 1 - 6*2/(4*15) = 0.8;
+    # 5 concordant and 1 discordant pair, tau = 4/6.
+    rho, tau = rank_correlations([1, 2, 3, 4], [10, 20, 40, 30])
+    assert rho == pytest.approx(0.8)
+    assert tau == pytest.approx(4 / 6)
+
+
+class Networks:
+    """Synthetic networks: two layers of 3x4 inputs (softmax 3x3) scaled by a size, counting
+    how often their inputs are read."""
+
+    def __init__(self, count: int = 8) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.reads = 0
+        self.layers = []
+        for size in range(1, count + 1):
+            self.layers.append(
+                [
+                    {
+                        name: size
+                        * torch.randn(3, 3 if name == "softmax" else 4, generator=generator)
+                        for name in ("act", "q", "k", "v", "softmax", "weight", "grad")
+                    }
+                    for _ in range(2)
+                ]
+            )
+
+    def loaders(self):
+        def load(i):
+            def inputs():
+                self.reads += 1
+                return self.layers[i]
+
+            return inputs
+
+        return [load(i) for i in range(len(self.layers))]
+
+
+def evaluator(networks: Networks) -> ProxyEvaluator:
+    truth = [float(size) for size in range(1, len(networks.layers) + 1)]
+    return ProxyEvaluator(networks.loaders(), truth, max_failures=1)
+
+
+def test_fitness_is_rho_and_cached_by_expression_text():
+    networks = Networks()
+    scorer = evaluator(networks)
+    score = scorer.score(parse("mul(abs(act), abs(weight))"))
+    assert score.fitness == pytest.approx(1.0)  # |act|*|weight| grows with size^2
+    assert score.tau == pytest.approx(1.0)
+    assert networks.reads == 8
+    again = scorer.score(parse("mul(abs(act),  abs(weight))"))
+    assert again is score
+    assert (scorer.hits, scorer.misses, networks.reads) == (1, 1, 8)
+
+
+def test_candidates_failing_on_too_many_networks_are_pruned():
+    networks = Networks()
+    scorer = evaluator(networks)
+    score = scorer.score(parse("add(act, softmax)"))  # 3x4 + 3x3 fails everywhere
+    assert score.fitness is None
+    assert score.rule == "failed on 2 architectures"  # gives up after max_failures + 1
+    assert networks.reads == 2
+    assert scorer.score(parse("add(mean(act), mean(act))")).rule is None
+
+
+def run(seed: int) -> list:
+    settings = GPSettings(population=8, iterations=40, seed=seed)
+    return list(gp_search(evaluator(Networks()), settings))
+
+
+def test_search_is_reproducible_with_a_seed():
+    first, again, other = run(seed=1), run(seed=1), run(seed=2)
+    assert first == again
+    assert first != other
+    best = [step.best_fitness for step in first]
+    assert best == sorted(best)  # the worst is replaced, the best never lost
+    assert all(step.median_fitness <= step.best_fitness for step in first)
+
+
+def test_search_counts_cache_hits_and_prunes_before_scoring():
+    networks = Networks()
+    scorer = evaluator(networks)
+    steps = list(gp_search(scorer, GPSettings(population=8, iterations=60, seed=3)))
+    assert scorer.hits > 0
+    assert scorer.misses == len(scorer.cache)
+    # Candidates that break a structural rule are recorded without ever being scored.
+    structural = [score for text, score in scorer.cache.items() if structural_rule(parse(text))]
+    assert structural
+    assert all(score.fitness is None and score.values == [] for score in structural)
+    assert len(steps) == 60
+
+
+def test_each_network_s_inputs_are_computed_once_for_every_candidate():
+    from dataclasses import replace
+
+    from nasstudio.lpzero.benchmarks import GPT2Arch
+    from nasstudio.lpzero.inputs import InputCache, Minibatch
+    from nasstudio.lpzero.search import gpt2_evaluator
+    from tests.lpzero.test_inputs import CONFIG
+
+    archs = [
+        GPT2Arch(
+            f"ffn{inner}",
+            replace(CONFIG, d_inner=(inner, inner)),
+            valid_ppl=100.0 / inner,
+            params={},
+        )
+        for inner in (4, 8, 16)
+    ]
+    cache = InputCache(Minibatch(batch_size=1, length=4))
+    scorer = gpt2_evaluator(archs, cache)
+    for formula in ("add(mean(act), l1_norm(grad))", "mul(abs(weight), abs(grad))", "matmul(q, k)"):
+        assert scorer.score(parse(formula)).values, formula
+    assert cache.computed == 3
+    # The summed magnitude of the FFN weights grows with the FFN width.
+    assert scorer.score(parse("add(l1_norm(weight), l1_norm(weight))")).fitness == pytest.approx(
+        1.0
+    )
