@@ -98,8 +98,8 @@ def classic_figures(archs, names: list[str], minibatch: Minibatch, reference) ->
 def gp_figures(archs, settings: GPSettings, minibatch: Minibatch, uncached: bool) -> str:
     """Runs the search (also without the input cache unless told not to); the best formula."""
     for cached in (True, False) if uncached else (True,):
-        cache = InputCache(minibatch, enabled=cached)
-        evaluator = gpt2_evaluator(archs, cache)
+        cache = InputCache(enabled=cached)
+        evaluator = gpt2_evaluator(archs, cache, minibatch=minibatch)
         start = time.perf_counter()
         steps = list(gp_search(evaluator, settings))
         elapsed = time.perf_counter() - start
@@ -117,7 +117,7 @@ def held_out_figures(formula: str, archs, minibatch: Minibatch) -> None:
     """The found proxy on architectures the search never saw, inputs computed one at a time."""
     expression = parse(formula)
     start = time.perf_counter()
-    evaluator = gpt2_evaluator(archs, InputCache(minibatch, enabled=False))
+    evaluator = gpt2_evaluator(archs, InputCache(enabled=False), minibatch=minibatch)
     score = evaluator.score(expression)
     if score.fitness is None:
         print(f"held out ({len(archs)}): no rank correlation ({score.rule or 'NaN'})")

@@ -66,8 +66,13 @@ class Expression:
         return float(joined.mean())
 
     def value(self, layers: Sequence[Mapping[str, torch.Tensor]]) -> float:
-        """The proxy of one network: the mean over its layers (NaN if any layer is)."""
-        values = [self.layer_value(tensors) for tensors in layers]
+        """The proxy of one network: the mean over the layers that have both inputs (NaN if
+        any of them is). Layers of heterogeneous networks may lack some inputs, e.g. a
+        convolution layer has no attention maps; a network where no layer has them fails."""
+        needed = {self.left.input, self.right.input}
+        values = [self.layer_value(t) for t in layers if needed <= t.keys()]
+        if not values:
+            raise OperationError(f"no layer has the inputs {', '.join(sorted(needed))}")
         return math.fsum(values) / len(values)
 
 

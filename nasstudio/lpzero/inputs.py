@@ -80,22 +80,28 @@ def _keep(store: LayerInputs, name: str, heads: int | bool) -> Callable:
     return hook
 
 
+def gpt2_inputs(
+    config: GPT2Config, minibatch: Minibatch | None = None, seed: int = 0
+) -> list[LayerInputs]:
+    """The inputs of a freshly initialised GPT-2 (weights seeded by ``seed``) on the batch."""
+    minibatch = minibatch or Minibatch()
+    return network_inputs(build_gpt2(config, seed=seed), minibatch.tokens(config.n_token))
+
+
 class InputCache:
     """Inputs of each network, computed on first use and then reused by every candidate
-    (``enabled=False`` recomputes them each time, to measure what the cache saves)."""
+    (``enabled=False`` recomputes them each time, to measure what the cache saves). Any
+    network family fits: ``compute`` runs its forward/backward pass."""
 
-    def __init__(self, minibatch: Minibatch | None = None, seed: int = 0, enabled: bool = True):
-        self.minibatch = minibatch or Minibatch()
-        self.seed = seed
+    def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self._inputs: dict[Hashable, list[LayerInputs]] = {}
         self.computed = 0
 
-    def get(self, key: Hashable, config: GPT2Config) -> list[LayerInputs]:
+    def get(self, key: Hashable, compute: Callable[[], list[LayerInputs]]) -> list[LayerInputs]:
         if key in self._inputs:
             return self._inputs[key]
-        model = build_gpt2(config, seed=self.seed)
-        inputs = network_inputs(model, self.minibatch.tokens(config.n_token))
+        inputs = compute()
         self.computed += 1
         if self.enabled:
             self._inputs[key] = inputs

@@ -24,7 +24,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from nasstudio.lpzero.benchmarks import GPT2Arch
 from nasstudio.lpzero.expr import INPUTS, Branch, Expression
-from nasstudio.lpzero.inputs import InputCache, LayerInputs
+from nasstudio.lpzero.inputs import InputCache, LayerInputs, Minibatch, gpt2_inputs
 from nasstudio.lpzero.ops import BINARY, NORMALISING_OPS, SCALAR_OPS, UNARY, OperationError
 
 # Pairs whose second operation undoes the first (on its domain).
@@ -170,12 +170,18 @@ class ProxyEvaluator:
 
 
 def gpt2_evaluator(
-    archs: Sequence[GPT2Arch], cache: InputCache | None = None, max_failures: int = 2
+    archs: Sequence[GPT2Arch],
+    cache: InputCache | None = None,
+    max_failures: int = 2,
+    minibatch: Minibatch | None = None,
 ) -> ProxyEvaluator:
     """An evaluator on GPT-2 benchmark architectures against their ground truth, reading each
     network's inputs through ``cache`` (a fresh one by default)."""
     cache = cache or InputCache()
-    networks = [partial(cache.get, arch.arch_id, arch.config) for arch in archs]
+    networks = [
+        partial(cache.get, arch.arch_id, partial(gpt2_inputs, arch.config, minibatch))
+        for arch in archs
+    ]
     return ProxyEvaluator(networks, [arch.ground_truth for arch in archs], max_failures)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from nasstudio.lpzero.benchmarks import GPT2Config
 from nasstudio.lpzero.gpt2 import build_gpt2
-from nasstudio.lpzero.inputs import InputCache, Minibatch, network_inputs
+from nasstudio.lpzero.inputs import InputCache, Minibatch, gpt2_inputs, network_inputs
 
 CONFIG = GPT2Config(
     n_layer=2,
@@ -63,11 +65,12 @@ def test_softmax_maps_are_causal_and_gradients_are_the_losss():
 
 
 def test_cache_computes_each_network_once():
-    cache = InputCache(Minibatch(batch_size=1, length=4))
-    first = cache.get("a", CONFIG)
-    assert cache.get("a", CONFIG) is first
+    compute = partial(gpt2_inputs, CONFIG, Minibatch(batch_size=1, length=4))
+    cache = InputCache()
+    first = cache.get("a", compute)
+    assert cache.get("a", compute) is first
     assert cache.computed == 1
-    uncached = InputCache(Minibatch(batch_size=1, length=4), enabled=False)
-    uncached.get("a", CONFIG)
-    uncached.get("a", CONFIG)
+    uncached = InputCache(enabled=False)
+    uncached.get("a", compute)
+    uncached.get("a", compute)
     assert uncached.computed == 2

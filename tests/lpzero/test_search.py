@@ -160,8 +160,8 @@ def test_each_network_s_inputs_are_computed_once_for_every_candidate():
         )
         for inner in (4, 8, 16)
     ]
-    cache = InputCache(Minibatch(batch_size=1, length=4))
-    scorer = gpt2_evaluator(archs, cache)
+    cache = InputCache()
+    scorer = gpt2_evaluator(archs, cache, minibatch=Minibatch(batch_size=1, length=4))
     for formula in ("add(mean(act), l1_norm(grad))", "mul(abs(weight), abs(grad))", "matmul(q, k)"):
         assert scorer.score(parse(formula)).values, formula
     assert cache.computed == 3
