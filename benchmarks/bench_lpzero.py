@@ -1,19 +1,23 @@
 """LPZero figures on the LTS GPT-2 benchmark (CPU): per-architecture proxy time, the rank
-correlation of the classic proxies with -valid_ppl and with LPZero's reference scores, and the
-GP search time with and without the per-network input cache.
+correlation of the classic proxies with -valid_ppl and with LPZero's reference scores, the GP
+search time with and without the per-network input cache, and the found proxy on all 200.
 
 1. Every architecture of the archs file (or the first --sample) is built, seeded, and its
    proxy inputs and the classic proxies are computed on the fixed minibatch; the time of each
    is recorded per architecture.
 2. Spearman rho and Kendall tau of each classic proxy against -valid_ppl, and Spearman rho
    against the reference score of the same proxy where the reference has one.
-3. A GP search (--population x --iterations, seeded) on the first --gp-sample architectures,
-   once with the input cache and once recomputing every network's inputs for each candidate.
+3. A short search on the first --cache-sample architectures, once with the input cache and
+   once recomputing every network's inputs for each candidate, and the ratio of their times.
+4. The GP search (--population x --iterations, seeded; fitness |rho|) on --gp-sample
+   architectures evenly spaced through the file, with the input cache.
+5. The best formula (or --expr) on the first --held-out architectures (all 200 by default),
+   one network at a time, and on those the search never saw.
 
-    python benchmarks/bench_lpzero.py                       # all 200, gradient proxies
-    python benchmarks/bench_lpzero.py --sample 20 --proxies all
-    python benchmarks/bench_lpzero.py --sample 0 --gp-sample 10 --iterations 50
-    python benchmarks/bench_lpzero.py --sample 0 --gp-sample 50 --iterations 1000 --cached-only
+    python benchmarks/bench_lpzero.py --quick               # a smoke run of every part
+    python benchmarks/bench_lpzero.py --sample 0 --cache-sample 0 --seed 6   # the search
+    python benchmarks/bench_lpzero.py --sample 20 --proxies all --gp-sample 0 --held-out 0
+    python benchmarks/bench_lpzero.py --sample 0 --cache-sample 0 --expr "mul(...)"
 """
 
 from __future__ import annotations
@@ -89,44 +93,79 @@ def classic_figures(archs, names: list[str], minibatch: Minibatch, reference) ->
             ref_rho, _ = rank_correlations(values[name], theirs)
         mean_s = statistics.fmean(seconds[name]) if seconds[name] else 0.0
         print(f"{name:30} {rho:7.3f} {tau:7.3f} {ref_rho:8.3f} {mean_s:7.3f}")
-    print(
-        f"{'inputs (first 20 archs)':30} {'':>7} {'':>7} {'':>8} "
-        f"{statistics.fmean(seconds['inputs']):7.3f}"
-    )
+    timed = f"inputs (first {len(seconds['inputs'])} archs)"
+    print(f"{timed:30} {'':>7} {'':>7} {'':>8} {statistics.fmean(seconds['inputs']):7.3f}")
 
 
-def gp_figures(archs, settings: GPSettings, minibatch: Minibatch, uncached: bool) -> str:
-    """Runs the search (also without the input cache unless told not to); the best formula."""
-    for cached in (True, False) if uncached else (True,):
+def spread(archs, count: int):
+    """``count`` architectures evenly spaced through the file (every 4th of 200 for 50)."""
+    count = min(count, len(archs))
+    return [archs[i * len(archs) // count] for i in range(count)]
+
+
+def cache_figures(archs, settings: GPSettings, minibatch: Minibatch) -> None:
+    """The same short search with the input cache and recomputing every network's inputs for
+    each candidate; the ratio is what the cache saves."""
+    seconds = {}
+    for cached in (True, False):
         cache = InputCache(enabled=cached)
         evaluator = gpt2_evaluator(archs, cache, minibatch=minibatch)
         start = time.perf_counter()
-        steps = list(gp_search(evaluator, settings))
-        elapsed = time.perf_counter() - start
-        best = steps[-1]
+        for _ in gp_search(evaluator, settings):
+            pass
+        seconds[cached] = time.perf_counter() - start
         label = "with input cache" if cached else "without input cache"
         print(
-            f"GP {label}: {elapsed:.1f} s, {cache.computed} input passes, "
-            f"{evaluator.misses} candidates scored, {evaluator.hits} cache hits; "
-            f"best rho {best.best_fitness:.3f}: {best.best}"
+            f"GP {label}: {seconds[cached]:.1f} s, {cache.computed} input passes, "
+            f"{evaluator.misses} candidates scored, {evaluator.hits} fitness cache hits"
         )
-    return best.best
+    print(f"input cache speed-up: {seconds[False] / seconds[True]:.1f}x")
 
 
-def held_out_figures(formula: str, archs, minibatch: Minibatch) -> None:
-    """The found proxy on architectures the search never saw, inputs computed one at a time."""
-    expression = parse(formula)
+def gp_figures(archs, settings: GPSettings, minibatch: Minibatch) -> str:
+    """The search with the input cache; the best formula."""
+    cache = InputCache()
+    evaluator = gpt2_evaluator(archs, cache, minibatch=minibatch)
+    start = time.perf_counter()
+    for step in gp_search(evaluator, settings):
+        if step.best_values is not None:
+            print(
+                f"  iteration {step.index}: |rho| {step.best_fitness:.3f} "
+                f"(rho {step.best_rho:+.3f}, tau {step.best_tau:+.3f}) {step.best}",
+                flush=True,
+            )
+    elapsed = time.perf_counter() - start
+    print(
+        f"GP search: {elapsed:.0f} s, {cache.computed} input passes, "
+        f"{evaluator.misses} candidates scored, {evaluator.hits} fitness cache hits; "
+        f"best rho {step.best_rho:+.3f}, tau {step.best_tau:+.3f}: {step.best}"
+    )
+    return step.best
+
+
+def held_out_figures(formula: str, archs, searched, minibatch: Minibatch) -> None:
+    """The found proxy on every architecture, inputs computed one network at a time (the
+    inputs of all 200 do not fit in memory), and on those the search never saw."""
+    seen = {arch.arch_id for arch in searched}
     start = time.perf_counter()
     evaluator = gpt2_evaluator(archs, InputCache(enabled=False), minibatch=minibatch)
-    score = evaluator.score(expression)
-    if score.fitness is None:
-        print(f"held out ({len(archs)}): no rank correlation ({score.rule or 'NaN'})")
+    score = evaluator.score(parse(formula))
+    elapsed = time.perf_counter() - start
+    if score.rho is None:
+        print(f"all {len(archs)}: no rank correlation ({score.rule or 'NaN'})")
         return
     print(
-        f"held out ({len(score.values)} architectures): rho {score.fitness:.3f}, "
-        f"tau {score.tau:.3f} "
-        f"({time.perf_counter() - start:.0f} s)"
+        f"all {len(archs)} architectures: rho {score.rho:+.3f}, tau {score.tau:+.3f} "
+        f"({elapsed:.0f} s)"
     )
+    unseen = [
+        (value, arch.ground_truth)
+        for value, arch in zip(score.values, archs, strict=True)
+        if arch.arch_id not in seen
+    ]
+    if len(unseen) > 2:
+        rho, tau = rank_correlations(*zip(*unseen, strict=True))
+        print(f"the {len(unseen)} the search never saw: rho {rho:+.3f}, tau {tau:+.3f}")
 
 
 def main() -> None:
@@ -139,18 +178,19 @@ def main() -> None:
         default="num_parameters,num_parameters_nonembedding," + ",".join(GRADIENT_SET),
         help="comma-separated names, or 'all'",
     )
-    parser.add_argument("--gp-sample", type=int, default=10)
-    parser.add_argument("--population", type=int, default=20)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--cache-sample", type=int, default=5, help="0 skips the cache figures")
+    parser.add_argument("--gp-sample", type=int, default=50, help="0 skips the search")
+    parser.add_argument("--population", type=int, default=80)
+    parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--held-out", action="store_true", help="evaluate the best proxy on the other archs"
-    )
-    parser.add_argument(
-        "--cached-only", action="store_true", help="skip the search without the input cache"
-    )
+    parser.add_argument("--held-out", type=int, default=200, help="architectures; 0 skips it")
+    parser.add_argument("--expr", help="evaluate this formula on --held-out instead of searching")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of every part")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.quick:
+        args.sample, args.cache_sample, args.gp_sample, args.held_out = 2, 2, 4, 6
+        args.population, args.iterations = 6, 10
     torch.set_num_threads(args.threads)
     archs = read_gpt2_archs(args.archs)
     reference = read_proxy_scores(args.reference) if args.reference.exists() else {}
@@ -159,20 +199,32 @@ def main() -> None:
     if args.sample:
         print(
             f"classic proxies on {min(args.sample, len(archs))} architectures "
-            f"(batch {minibatch.batch_size} x {minibatch.length} tokens, 1 thread)"
+            f"(batch {minibatch.batch_size} x {minibatch.length} tokens, {args.threads} thread)"
         )
         classic_figures(archs[: args.sample], names, minibatch, reference)
-    if args.gp_sample:
+    if args.cache_sample:
+        short = GPSettings(
+            population=min(8, args.population), iterations=min(10, args.iterations), seed=args.seed
+        )
+        print(
+            f"\ninput cache: population {short.population}, {short.iterations} iterations, "
+            f"{args.cache_sample} architectures"
+        )
+        cache_figures(archs[: args.cache_sample], short, minibatch)
+    searched, best = [], args.expr
+    if args.gp_sample and not best:
+        searched = spread(archs, args.gp_sample)
         settings = GPSettings(
             population=args.population, iterations=args.iterations, seed=args.seed
         )
         print(
             f"\nGP search: population {settings.population}, {settings.iterations} iterations, "
-            f"seed {settings.seed}, {args.gp_sample} architectures"
+            f"seed {settings.seed}, {len(searched)} architectures evenly spaced"
         )
-        best = gp_figures(archs[: args.gp_sample], settings, minibatch, not args.cached_only)
-        if args.held_out:
-            held_out_figures(best, archs[args.gp_sample :], minibatch)
+        best = gp_figures(searched, settings, minibatch)
+    if best and args.held_out:
+        print(f"\n{best} against -valid_ppl")
+        held_out_figures(best, archs[: args.held_out], searched, minibatch)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ predictor's throughput, and the latency predictor on each of HAT's latency table
 2. A distilled predictor is fitted with llmas's regressor (5,000 steps x 3 seeds) on the
    supernet's own validation loss of random architectures: the supernet stands in for the LLM
    as the labeller, so the run needs no endpoint and the two predictors rank by one quantity.
+   Its Kendall tau against the supernet on 100 other random architectures says how far the
+   first half of HS-NAS can be trusted.
 3. The same evolutionary search (same settings and seed) runs twice through ``search_job``:
    ranked by the supernet alone, and as HS-NAS (the distilled predictor for the first half of
    the iterations, the supernet for the rest). Wall time, time inside each predictor, their
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,10 +62,11 @@ class Budget:
     fit_steps: int
     latency_steps: int
     search: EvolutionSettings
+    held_out: int = 100  # random architectures on which the distilled predictor is checked
 
 
 FULL = Budget(300, 500, 5000, 5000, EvolutionSettings())
-QUICK = Budget(60, 120, 1000, 1000, EvolutionSettings(6, 24, 6, 9, 0.3, 9))
+QUICK = Budget(60, 120, 1000, 1000, EvolutionSettings(6, 24, 6, 9, 0.3, 9), held_out=30)
 
 
 def scaled_search(iterations: int, population: int) -> EvolutionSettings:
@@ -153,7 +157,21 @@ def fit_distilled(
         f"(valid loss) in {labelled:.0f} s ({len(archs) / labelled:.1f} archs/s), fitted "
         f"({budget.fit_steps} steps x 3 seeds) in {fitted:.0f} s"
     )
+    held_out_agreement(predictor, supernet, space.sample_many(budget.held_out, seed=456))
     return predictor
+
+
+def held_out_agreement(
+    predictor: DistilledPredictor, supernet: SupernetPredictor, archs: list
+) -> None:
+    """How well the distilled predictor ranks architectures it was not fitted on, against the
+    supernet it imitates: what HS-NAS's first half can be trusted with."""
+    if len(archs) < 2:
+        return
+    truth = [r.value for r in supernet.predict(archs)]
+    guess = [r.value for r in predictor.predict(archs)]
+    tau = kendalltau(guess, truth).statistic
+    print(f"distilled vs supernet on {len(archs)} held-out random architectures: tau {tau:.3f}")
 
 
 def run_search(project: Project, spec: SearchSpec) -> tuple[float, dict[str, Any], dict[str, int]]:

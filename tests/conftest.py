@@ -22,6 +22,15 @@ def require_refdata(*parts: str) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The README's commands run first: the longest test, one with -n auto's workers would
+    otherwise start last and end well after all the others."""
+    items.sort(key=lambda item: item.nodeid != LONGEST_TEST)
+
+
+LONGEST_TEST = "tests/test_readme.py::test_readme_commands_run_as_written"
+
+
 @pytest.fixture
 def refdata() -> Path:
     return require_refdata()

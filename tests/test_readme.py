@@ -35,6 +35,17 @@ SMALLER_BUDGETS = {
     "--label 500": "--label 30 --steps 20 --ensemble 1",
     "--latency-predictor titanxp --seed 1": "--latency-predictor titanxp --seed 1 --iterations 4"
     " --population 20 --parents 5 --mutations 8 --crossovers 7",
+    # LPZero: a few architectures, a population of 3 and one iteration; no classic proxies in
+    # the searches (`lpzero proxies` computes them).
+    "--sample 50 --seed 1": "--sample 2 --seed 1",
+    "--sample 50 --seed 0": "--sample 3 --seed 0 --population 3 --iterations 1 --no-classic",
+    "gpt2-wt103 --data ../shared/data/lpzero --expr": "gpt2-wt103 --sample 3 --data "
+    "../shared/data/lpzero --expr",
+    "--sample 100 --population 40 --iterations 300": "--sample 3 --population 3 --iterations 1"
+    " --no-classic",
+    "--name act-grad": "--name act-grad --sample 3",
+    "--iterations 10 --population 40 --parents 10 --mutations 15 --crossovers 15": "--iterations 1"
+    " --population 3 --parents 2 --mutations 1 --crossovers 0",
 }
 # Multi30k's valid and test sets take minutes to decode on CPU: CI trains on the first
 # sentences of each of its files, in a folder of the same name.

@@ -268,5 +268,6 @@ def test_an_export_streams_its_architectures_in_flat_memory(project, tmp_path):
     # Four times the architectures: the file grows fourfold, the memory hardly at all, and it
     # stays well below the whole list held as text.
     assert sizes[1600] > 3.5 * sizes[400]
-    assert peaks[1600] < 1.5 * peaks[400]
+    # Loose: tracemalloc also counts what other threads (a test runner's) allocate meanwhile.
+    assert peaks[1600] < 2 * peaks[400]
     assert peaks[1600] < sizes[1600] / 3

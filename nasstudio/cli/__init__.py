@@ -15,6 +15,7 @@ from nasstudio.cli.distill import add_distill_command
 from nasstudio.cli.jobs import add_job_commands
 from nasstudio.cli.latency import add_latency_commands
 from nasstudio.cli.llm import add_llm_commands
+from nasstudio.cli.lpzero import add_lpzero_commands
 from nasstudio.cli.project import add_project_commands, cmd_gui
 from nasstudio.cli.search import add_search_commands
 from nasstudio.cli.train import add_training_commands, add_translate_command
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_latency_commands(add)
     add_search_commands(add, common, in_process)
     add_distill_command(add)
+    add_lpzero_commands(add, common, in_process)
     return parser
 
 

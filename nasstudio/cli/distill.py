@@ -24,6 +24,7 @@ from nasstudio.cli.llm import (
     demo_ids_option,
     llm_profile,
     llm_prompt,
+    run_llm_predictions,
 )
 from nasstudio.store import Project
 
@@ -137,7 +138,6 @@ def _label(project: Project, task: str, args: argparse.Namespace) -> str | None:
     """Label ``--label`` architectures with the LLM (after the estimate); the labels' column,
     or None when only the estimate was asked."""
     from nasstudio.predict.distill_jobs import PREDICTED, choose_unlabelled
-    from nasstudio.predict.llm import llm_predict_job
 
     check_executor()
     profile = llm_profile(args, required=True)
@@ -157,20 +157,8 @@ def _label(project: Project, task: str, args: argparse.Namespace) -> str | None:
     print(f"labelling {len(ids)} architectures: {cost}", file=sys.stderr)
     if args.estimate:
         return None
-    summary = run_job(
-        project,
-        "predict-llm",
-        f"LLM-PP labels for distillation with {profile.predictor_name}",
-        llm_predict_job,
-        task=task,
-        arch_ids=ids,
-        profile=profile,
-        prompt=prompt,
-        samples=args.samples,
-        demo_ids=demo_ids,
-        cache_path=args.cache,
-        use_cache=not args.no_cache,
-    )
+    title = f"LLM-PP labels for distillation with {profile.predictor_name}"
+    summary = run_llm_predictions(project, task, ids, args, title)
     if summary is None:
         raise CliError("labelling was cancelled")
     print(

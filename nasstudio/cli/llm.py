@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from nasstudio.cli.common import (
     EXECUTION,
@@ -14,6 +15,9 @@ from nasstudio.cli.common import (
     whole_number,
 )
 from nasstudio.store import Project
+
+if TYPE_CHECKING:
+    from nasstudio.predict.llm.job import LLMJobSummary
 
 # nasstudio.predict loads openai and scipy: imported inside the commands so that the others start
 # fast.
@@ -203,32 +207,40 @@ def cmd_prompt_render_llmas(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_llm_predictions(
+    project: Project, task: str, ids: list[str], args: argparse.Namespace, title: str
+) -> LLMJobSummary | None:
+    """Predict ``ids`` with the LLM the options name, as a job; its summary, None if cancelled."""
+    from nasstudio.predict.llm import llm_predict_job
+
+    return run_job(
+        project,
+        "predict-llm",
+        title,
+        llm_predict_job,
+        task=task,
+        arch_ids=ids,
+        profile=llm_profile(args, required=True),
+        prompt=llm_prompt(project, task, args),
+        samples=args.samples,
+        demo_ids=demo_ids_option(args, project.task(task)),
+        cache_path=args.cache,
+        use_cache=not args.no_cache,
+    )
+
+
 def cmd_predict_llm(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from nasstudio.predict.llm import llm_predict_job
     from nasstudio.predict.llm.job import asked_again_note
 
     check_executor()
     project = open_from_args(args)
     task = resolve_task(project, args.task)
     profile = llm_profile(args, required=True)
-    prompt = llm_prompt(project, task, args)
     ids = args.ids or [a.id for a in project.architectures(task)]
-    demo_ids = demo_ids_option(args, project.task(task))
-    summary = run_job(
-        project,
-        "predict-llm",
-        f"LLM-PP predictions with {profile.predictor_name}",
-        llm_predict_job,
-        task=task,
-        arch_ids=ids,
-        profile=profile,
-        prompt=prompt,
-        samples=args.samples,
-        demo_ids=demo_ids,
-        cache_path=args.cache,
-        use_cache=not args.no_cache,
+    summary = run_llm_predictions(
+        project, task, ids, args, f"LLM-PP predictions with {profile.predictor_name}"
     )
     if summary is None:
         return 1

@@ -24,7 +24,7 @@ from nasstudio.store.exporters import EXPORT_FORMATS, export
 from nasstudio.store.importers import counted
 
 # The search job loads torch: it is imported inside the command.
-_KINDS = ("distilled", "fitted", "supernet")
+_KINDS = ("distilled", "fitted", "supernet", "proxy")
 _SWITCH_AT = 15  # llmas's HS-NAS: 15 of 30 iterations with the distilled predictor
 
 
@@ -54,7 +54,8 @@ def add_search_commands(
         action="append",
         required=True,
         metavar="KIND:NAME",
-        help="distilled:NAME or fitted:NAME (stored beside the project), or "
+        help="distilled:NAME or fitted:NAME (stored beside the project), proxy:NAME (an LPZero "
+        "proxy stored in the project: lpzero save), or "
         "supernet:CHECKPOINT; twice for HS-NAS",
     )
     run.add_argument(
@@ -194,13 +195,20 @@ def _predictor(project: Project, args: argparse.Namespace, text: str) -> Any:
     kind, _, name = text.partition(":")
     if kind not in _KINDS or not name:
         raise CliError(
-            f"--predictor {text}: expected distilled:NAME, fitted:NAME or supernet:CHECKPOINT"
+            f"--predictor {text}: expected distilled:NAME, fitted:NAME, proxy:NAME or "
+            "supernet:CHECKPOINT"
         )
     if kind == "supernet":
         if not Path(name).is_file():
             raise CliError(f"--predictor {text}: no such checkpoint {name}")
         options = {"corpus": corpus_spec(args), "device": device_option(args.device)}
         return PredictorSpec(kind, str(Path(name).resolve()), options)
+    if kind == "proxy":
+        try:
+            project.proxy(name)
+        except KeyError as exc:
+            raise CliError(f"--predictor {text}: {exc.args[0]}") from None
+        return PredictorSpec(kind, name)
     try:
         load_distilled(project.path, name)
     except ValueError as exc:

@@ -41,6 +41,7 @@ from nasstudio.gui.distill_panel import DistillPanel
 from nasstudio.gui.jobs_panel import JobsPanel, failure_line
 from nasstudio.gui.latency_panel import LatencyPanel
 from nasstudio.gui.llm_actions import install_llm_ui
+from nasstudio.gui.lpzero_panel import LPZeroPanel
 from nasstudio.gui.pareto_view import ParetoView
 from nasstudio.gui.propose_dialog import install_propose_ui
 from nasstudio.gui.search_panel import SearchPanel
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.search_panel = SearchPanel(self.settings, self.view)
         self.latency_panel = LatencyPanel()
         self.distill_panel = DistillPanel(self.settings, self.view)
+        self.lpzero_panel = LPZeroPanel(self.settings, self.view)
         self.path_label = QElidingLabel(elideMode=Qt.TextElideMode.ElideMiddle)
         self.counts_label = QLabel()
         self.show_task_button = QPushButton(visible=False)  # offers the task an import filled
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_train_ui()
         self._build_search_ui()
+        self._build_lpzero_ui()
         self._build_latency_ui()
         self._build_distill_ui()
         self._build_status_bar()
@@ -217,11 +220,26 @@ class MainWindow(QMainWindow):
         self.search_dock.setWidget(panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.search_dock)
         self.tabifyDockWidget(self.train_dock, self.search_dock)
-        menu = self.menuBar().addMenu("&Search")
+        menu = self.search_menu = self.menuBar().addMenu("&Search")
         menu.addAction(panel.run_action)
         dock_action = self.search_dock.toggleViewAction()
         dock_action.setText("Search &panel")
         menu.addAction(dock_action)
+
+    def _build_lpzero_ui(self) -> None:
+        """The LPZero panel in a dock tabbed with the Train panel, run and shown from the
+        Search menu; a proxy it stores is offered by the Search panel at once."""
+        panel = self.lpzero_panel
+        self.lpzero_dock = QDockWidget("LPZero", self, objectName="lpzero")
+        self.lpzero_dock.setWidget(panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.lpzero_dock)
+        self.tabifyDockWidget(self.train_dock, self.lpzero_dock)
+        self.search_menu.addSeparator()
+        self.search_menu.addAction(panel.run_action)
+        dock_action = self.lpzero_dock.toggleViewAction()
+        dock_action.setText("LPZero p&roxy panel")
+        self.search_menu.addAction(dock_action)
+        panel.proxy_stored.connect(self.search_panel.refresh_predictors)
 
     def _build_latency_ui(self) -> None:
         """The Latency panel in a dock tabbed with the Train panel, shown from the Train menu."""
@@ -265,6 +283,7 @@ class MainWindow(QMainWindow):
         self.search_panel.status.connect(self._tell)
         self.latency_panel.status.connect(self._tell)
         self.distill_panel.status.connect(self._tell)
+        self.lpzero_panel.status.connect(self._tell)
         self.train_panel.pick_requested.connect(self.browser.select_random)
         self.detail.translate_requested.connect(self.open_translate_dialog)
         self.train_panel.form.changed.connect(self._follow_checkpoint_root)
@@ -321,6 +340,7 @@ class MainWindow(QMainWindow):
         self.search_panel.set_session(self.session)
         self.latency_panel.set_session(self.session)
         self.distill_panel.set_session(self.session)
+        self.lpzero_panel.set_session(self.session)
         settings.remember_project(self.settings, project.path)
         self.setWindowTitle(f"{project.path.name} — nasstudio")
         self.path_label.setText(str(project.path))
@@ -341,6 +361,7 @@ class MainWindow(QMainWindow):
             self.search_panel.set_session(None)
             self.latency_panel.set_session(None)
             self.distill_panel.set_session(None)
+            self.lpzero_panel.set_session(None)
             self.session.close()
             self.session = None
 

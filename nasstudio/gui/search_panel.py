@@ -79,11 +79,15 @@ _HEADERS = ("Search", "State", "Generation", "Best")
 
 def predictor_choices(project: Project) -> dict[str, tuple[str, PredictorSpec]]:
     """Key -> (label, spec) of every predictor a search may rank with: the distilled and fitted
-    ones stored beside the project, and the supernets its finished jobs trained."""
+    ones stored beside the project, the proxies stored in it, and the supernets its finished
+    jobs trained."""
     choices = {}
     for stored in stored_distilled(project.path):
         kind, name = stored.kind, stored.stored_name
         choices[f"{kind}:{name}"] = (f"{kind}: {name}", PredictorSpec(kind, name))
+    for proxy in project.proxies():  # zero-cost proxies the LPZero panel stored
+        label = f"proxy: {proxy.name} ({proxy.formula})"
+        choices[f"proxy:{proxy.name}"] = (label, PredictorSpec("proxy", proxy.name))
     for record in project.jobs(states=[JobState.DONE.value]):
         checkpoint = _supernet_checkpoint(record)
         if checkpoint is not None:
@@ -143,8 +147,8 @@ class SearchForm(QWidget):
             15, 1, 10_000, "HS-NAS: the first iteration the second predictor ranks (llmas: 15)"
         )
         self.no_predictor_label = QLabel(
-            "No predictor stored yet: fit a distilled or fitted one (Distill panel) or train "
-            "a supernet (Train panel).",
+            "No predictor stored yet: fit a distilled or fitted one (Distill panel), store a "
+            "proxy (LPZero panel) or train a supernet (Train panel).",
             wordWrap=True,
         )
         self.no_predictor_label.setStyleSheet("color: #8a5300;")
@@ -430,7 +434,7 @@ class SearchPanel(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(scroll, 1)
         left_layout.addWidget(self.problem_label)
-        left_layout.addLayout(_row(self.run_button, self.cancel_button))
+        left_layout.addLayout(button_row(self.run_button, self.cancel_button))
         self.export_button = QPushButton("Export chosen…")
         self.export_button.setToolTip(
             "Write the newest front of the search shown as HAT YAML, JSON or CSV"
@@ -445,7 +449,7 @@ class SearchPanel(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.searches, 1)
-        right_layout.addLayout(_row(self.export_button, self.show_button))
+        right_layout.addLayout(button_row(self.export_button, self.show_button))
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         for widget, stretch in ((left, 0), (self.plot, 1), (right, 0)):
             self.splitter.addWidget(widget)
@@ -644,7 +648,9 @@ class SearchPanel(QWidget):
     def _update_item(self, record: JobRecord) -> None:
         item = self._items[record.id]
         running = record.state == JobState.RUNNING.value
-        _set_text(item, STATE, f"{record.state} {record.progress:.0%}" if running else record.state)
+        set_item_text(
+            item, STATE, f"{record.state} {record.progress:.0%}" if running else record.state
+        )
         generations = self._generations.get(record.id)
         if generations:
             newest = generations[max(generations)]
@@ -656,8 +662,8 @@ class SearchPanel(QWidget):
 
     def _show_counts(self, job_id: int, generations: int, best: float) -> None:
         item = self._items[job_id]
-        _set_text(item, GENERATION, f"{generations:,}")
-        _set_text(item, BEST, f"{best:.4g}")
+        set_item_text(item, GENERATION, f"{generations:,}")
+        set_item_text(item, BEST, f"{best:.4g}")
 
     def _show_selected_search(self) -> None:
         items = self.searches.selectedItems()
@@ -711,14 +717,14 @@ def _generations_in(payload: object) -> list[SearchGeneration]:
     return [item for item in items if isinstance(item, SearchGeneration)]
 
 
-def _set_text(item: QTreeWidgetItem, column: int, text: str) -> None:
+def set_item_text(item: QTreeWidgetItem, column: int, text: str) -> None:
     """Set only a changed text: every Qt call that returns nothing costs a reference to None
-    in PySide6 6.12 (see search_plot._Front), and a running search updates its row often."""
+    in PySide6 6.12 (see search_plot._Front), and a running job updates its row often."""
     if item.text(column) != text:
         item.setText(column, text)
 
 
-def _row(*widgets: QWidget) -> QHBoxLayout:
+def button_row(*widgets: QWidget) -> QHBoxLayout:
     row = QHBoxLayout()
     for widget in widgets:
         row.addWidget(widget)

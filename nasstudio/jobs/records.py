@@ -13,7 +13,11 @@ from nasstudio.store import (
     Measurement,
     Prediction,
     Project,
-    SearchGeneration,  # a search's generation: a record defined beside the store that reads it
+    # Records defined beside the store that reads them: a search's generation, an LPZero
+    # search's sample and iterations.
+    ProxyIteration,
+    ProxySample,
+    SearchGeneration,
     SearchMember,
     Task,
 )
@@ -24,6 +28,8 @@ __all__ = [
     "NewArchitectures",
     "NewTask",
     "Predictions",
+    "ProxyIteration",
+    "ProxySample",
     "Record",
     "SearchGeneration",
     "SearchMember",

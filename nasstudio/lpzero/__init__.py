@@ -12,6 +12,13 @@ from nasstudio.lpzero.benchmarks import (
     read_proxy_scores,
 )
 from nasstudio.lpzero.expr import INPUTS, Branch, Expression, ExpressionError, parse
+from nasstudio.lpzero.flexibert import (
+    MaskedMinibatch,
+    build_flexibert,
+    flexibert_classic,
+    flexibert_config,
+    flexibert_inputs,
+)
 from nasstudio.lpzero.gpt2 import GPT2LM, build_gpt2, count_parameters
 from nasstudio.lpzero.inputs import InputCache, Minibatch, network_inputs
 from nasstudio.lpzero.ops import BINARY, UNARY, OperationError
@@ -26,6 +33,7 @@ from nasstudio.lpzero.search import (
     structural_rule,
     value_rule,
 )
+from nasstudio.lpzero.suites import ProxySuite, SuiteError, open_suite
 
 __all__ = [
     "BINARY",
@@ -43,15 +51,23 @@ __all__ = [
     "GPT2Config",
     "InputCache",
     "Iteration",
+    "MaskedMinibatch",
     "Minibatch",
     "OperationError",
     "ProxyEvaluator",
+    "ProxySuite",
+    "SuiteError",
+    "build_flexibert",
     "build_gpt2",
     "count_parameters",
+    "flexibert_classic",
+    "flexibert_config",
+    "flexibert_inputs",
     "gp_search",
     "gpt2_evaluator",
     "gradient_proxies",
     "network_inputs",
+    "open_suite",
     "parse",
     "rank_correlations",
     "read_flexibert",

@@ -59,7 +59,8 @@ class GPT2Arch:
 
 @dataclass(frozen=True)
 class FlexiBertArch:
-    """A FlexiBERT encoder: hidden size, its layers as stated, and its GLUE scores."""
+    """A FlexiBERT encoder: hidden size, its layers as stated (each checked to be a valid
+    operation with positive sizes), and its GLUE scores."""
 
     arch_id: int
     hidden_size: int
@@ -193,9 +194,41 @@ def _flexibert_row(row: Any, where: str) -> FlexiBertArch:
     nas = _field(model, "nas_config", dict, where, "model_hparam_overrides.nas_config")
     layers = _field(nas, "encoder_layers", list, where, "nas_config.encoder_layers")
     hidden = _positive_int(model.get("hidden_size"), "hidden_size", where)
+    for number, layer in enumerate(layers):
+        _check_flexibert_layer(layer, hidden, f"{where}, encoder layer {number}")
     return FlexiBertArch(
         int(_field(row, "id", int, where)),
         hidden,
         tuple(layers),
         {k: float(v) for k, v in scores.items()},
     )
+
+
+# FlexiBERT's operations and the parameters each takes (DSC: a convolution kernel size).
+FLEXIBERT_OPERATIONS = {"SA": ("SDP", "WMA"), "LT": ("DFT", "DCT"), "DSC": int}
+_FLEXIBERT_SIZES = ("num_operation_heads", "feed_forward_dimension", "num_feed_forward")
+
+
+def _check_flexibert_layer(layer: Any, hidden: int, where: str) -> None:
+    if not isinstance(layer, dict):
+        raise BenchmarkFormatError(f"{where}: expected an object")
+    operation = layer.get("operation_type")
+    if operation not in FLEXIBERT_OPERATIONS:
+        raise BenchmarkFormatError(
+            f"{where}: operation_type must be one of {', '.join(FLEXIBERT_OPERATIONS)}, "
+            f"got {operation!r}"
+        )
+    parameter, allowed = layer.get("operation_parameter"), FLEXIBERT_OPERATIONS[operation]
+    if allowed is int:
+        _positive_int(parameter, "operation_parameter (kernel size)", where)
+    elif parameter not in allowed:
+        raise BenchmarkFormatError(
+            f"{where}: operation_parameter of {operation} must be {' or '.join(allowed)}, "
+            f"got {parameter!r}"
+        )
+    for key in _FLEXIBERT_SIZES:
+        _positive_int(layer.get(key), key, where)
+    if hidden % layer["num_operation_heads"]:
+        raise BenchmarkFormatError(
+            f"{where}: hidden_size {hidden} is not divisible by num_operation_heads"
+        )

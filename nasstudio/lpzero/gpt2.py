@@ -18,6 +18,7 @@ from nasstudio.lpzero.benchmarks import GPT2Config
 
 _INIT_STD = 0.02
 _PROJ_INIT_STD = 0.01
+_RESIDUAL_PROJECTIONS = ("attn.out.weight", "ffn.proj.weight")
 
 
 class _Uninitialised:
@@ -214,14 +215,19 @@ class GPT2LM(nn.Module):
 
 
 def build_gpt2(config: GPT2Config, seed: int = 0, device: str | torch.device = "cpu") -> GPT2LM:
-    """A freshly initialised model (GPT-2's init: normal(0, 0.02), zero biases), seeded."""
+    """A freshly initialised model with GPT-2's init, as the benchmark's models had: normal(0,
+    0.02), the residual projections (attention output, FFN output) scaled by 1/sqrt(2 n_layer)
+    so the residual stream's variance does not grow with depth, zero biases; seeded."""
     with torch.device(device):
         model = GPT2LM(config)
     generator = torch.Generator(device=device).manual_seed(seed)
+    residual_std = _INIT_STD / (2 * config.n_layer) ** 0.5
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if parameter.dim() >= 2:
                 std = _PROJ_INIT_STD if "projs" in name else _INIT_STD
+                if name.endswith(_RESIDUAL_PROJECTIONS):
+                    std = residual_std
                 parameter.normal_(0.0, std, generator=generator)
             elif name.endswith("bias"):
                 parameter.zero_()  # layer-norm weights keep their ones

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from nasstudio.lpzero.benchmarks import GPT2Config
-from nasstudio.lpzero.gpt2 import GPT2LM, build_gpt2
+from nasstudio.lpzero.gpt2 import GPT2LM, Block, build_gpt2
 
 LayerInputs = dict[str, torch.Tensor]
 
@@ -39,34 +39,72 @@ class Minibatch:
         return draws.view(self.batch_size, self.length + 1)
 
 
-def network_inputs(model: GPT2LM, tokens: torch.Tensor) -> list[LayerInputs]:
-    """Per layer: ``act`` (FFN activations), ``q``/``k``/``v`` (projections, split into heads),
-    ``softmax`` (attention maps), ``weight`` and ``grad`` (the FFN's first linear layer)."""
-    captured: list[LayerInputs] = [{} for _ in model.blocks]
+MAX_UNITS = 32
+"""Output units kept per linear layer (see :func:`network_inputs`)."""
+
+
+def network_inputs(
+    model: GPT2LM, tokens: torch.Tensor, max_units: int | None = MAX_UNITS
+) -> list[LayerInputs]:
+    """Per block, as LPZero reads GPT-2: one entry of the attention's ``q``/``k``/``v``
+    (projections, split into heads) and ``softmax`` (attention maps), then one entry per
+    linear layer of GPT-2 (the fused q/k/v projection ``c_attn``, the attention output, the
+    FFN's two layers) of its ``act`` (output), ``weight`` and ``grad``.
+
+    A linear layer keeps only the first ``max_units`` output units of each projection
+    (weight and gradient rows, output columns): the weights of a freshly initialised layer are
+    drawn independently per unit, so these rows are a random sample of them, and means, spreads
+    and per-row operations estimate the whole layer's; keeping every unit of 200 networks of up
+    to 42 M parameters would need tens of GB. ``None`` keeps every unit."""
+    keep = slice(max_units)
+    attention: list[LayerInputs] = [{} for _ in model.blocks]
+    outputs: dict[torch.nn.Module, torch.Tensor] = {}
     handles = []
     for layer, block in enumerate(model.blocks):
         heads = block.attn.n_head
         for name, module, heads_split in (
-            ("act", block.ffn.act, False),
             ("q", block.attn.q, True),
             ("k", block.attn.k, True),
             ("v", block.attn.v, True),
             ("softmax", block.attn.softmax, False),
         ):
             handles.append(
-                module.register_forward_hook(_keep(captured[layer], name, heads_split and heads))
+                module.register_forward_hook(_keep(attention[layer], name, heads_split and heads))
             )
+        for linear in (linear for group in _linear_layers(block) for linear in group):
+            handles.append(linear.register_forward_hook(_keep_units(outputs, keep)))
+    # Only the blocks' gradients are read: the vocabulary-sized tables' would double the pass.
+    blocks = {id(p) for p in model.blocks.parameters()}
+    untracked = [p for p in model.parameters() if p.requires_grad and id(p) not in blocks]
     try:
         model.zero_grad(set_to_none=True)
+        for parameter in untracked:
+            parameter.requires_grad_(False)
         with torch.enable_grad():  # also when a caller scores candidates under no_grad
             model(tokens).backward()
     finally:
+        for parameter in untracked:
+            parameter.requires_grad_(True)
         for handle in handles:
             handle.remove()
+    captured = []
     for layer, block in enumerate(model.blocks):
-        captured[layer]["weight"] = block.ffn.fc.weight.detach().clone()
-        captured[layer]["grad"] = block.ffn.fc.weight.grad.detach().clone()
+        captured.append(attention[layer])
+        for group in _linear_layers(block):
+            captured.append(
+                {
+                    "act": torch.cat([outputs[linear] for linear in group], dim=-1),
+                    "weight": torch.cat([linear.weight.detach()[keep] for linear in group]),
+                    "grad": torch.cat([linear.weight.grad.detach()[keep] for linear in group]),
+                }
+            )
     return captured
+
+
+def _linear_layers(block: Block) -> tuple[tuple[torch.nn.Linear, ...], ...]:
+    """GPT-2's linear layers of a block; its ``c_attn`` is our three q/k/v projections."""
+    attn, ffn = block.attn, block.ffn
+    return ((attn.q, attn.k, attn.v), (attn.out,), (ffn.fc,), (ffn.proj,))
 
 
 def _keep(store: LayerInputs, name: str, heads: int | bool) -> Callable:
@@ -80,12 +118,23 @@ def _keep(store: LayerInputs, name: str, heads: int | bool) -> Callable:
     return hook
 
 
+def _keep_units(outputs: dict[torch.nn.Module, torch.Tensor], keep: slice) -> Callable:
+    def hook(module, _args, output: torch.Tensor) -> None:
+        outputs[module] = output.detach()[..., keep].clone()
+
+    return hook
+
+
 def gpt2_inputs(
-    config: GPT2Config, minibatch: Minibatch | None = None, seed: int = 0
+    config: GPT2Config,
+    minibatch: Minibatch | None = None,
+    seed: int = 0,
+    max_units: int | None = MAX_UNITS,
 ) -> list[LayerInputs]:
     """The inputs of a freshly initialised GPT-2 (weights seeded by ``seed``) on the batch."""
     minibatch = minibatch or Minibatch()
-    return network_inputs(build_gpt2(config, seed=seed), minibatch.tokens(config.n_token))
+    model = build_gpt2(config, seed=seed)
+    return network_inputs(model, minibatch.tokens(config.n_token), max_units)
 
 
 class InputCache:

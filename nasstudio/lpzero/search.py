@@ -3,7 +3,9 @@
 Steady-state evolution: a population of random valid expressions; each iteration draws two
 parents from the better half, applies crossover and mutation (each with probability 0.5),
 scores the child and lets it replace the worst member when it is better. Fitness is the
-Spearman rho between the proxy's values and the ground truth on the sample of architectures.
+magnitude of the Spearman rho between the proxy's values and the ground truth on the sample of
+architectures: a proxy that ranks in reverse is as informative once negated, so the sign is
+kept beside it (``Score.rho``, ``Iteration.best_rho``) rather than halving the space.
 RPS rejects a child before scoring when its operation chain is degenerate
 (:func:`structural_rule`) and after scoring when its values are unusable (:func:`value_rule`).
 Fitness is cached by expression text; each network's inputs come from one
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -23,7 +25,7 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from nasstudio.lpzero.benchmarks import GPT2Arch
-from nasstudio.lpzero.expr import INPUTS, Branch, Expression
+from nasstudio.lpzero.expr import INPUTS, OVER_LAYERS, Branch, Expression
 from nasstudio.lpzero.inputs import InputCache, LayerInputs, Minibatch, gpt2_inputs
 from nasstudio.lpzero.ops import BINARY, NORMALISING_OPS, SCALAR_OPS, UNARY, OperationError
 
@@ -86,13 +88,23 @@ def rank_correlations(proxy: Sequence[float], truth: Sequence[float]) -> tuple[f
 
 @dataclass
 class Score:
-    """A candidate's fitness (Spearman rho; None when pruned), its Kendall tau, the rule that
-    pruned it, and its values on the networks it did not fail on."""
+    """A candidate's signed Spearman rho and Kendall tau (None when pruned), the rule that
+    pruned it, and its value on each network scored, in order (NaN where it failed)."""
 
-    fitness: float | None
+    rho: float | None
     rule: str | None = None
     values: list[float] = field(default_factory=list)
     tau: float | None = None
+
+    @property
+    def fitness(self) -> float | None:
+        """|rho|: the search's fitness."""
+        return None if self.rho is None else abs(self.rho)
+
+    @property
+    def sign(self) -> int:
+        """-1 when the proxy ranks in reverse (negate it to use it), else 1."""
+        return -1 if self.rho is not None and self.rho < 0 else 1
 
 
 @dataclass(frozen=True)
@@ -106,12 +118,19 @@ class GPSettings:
     crossover_p: float = 0.5
     mutation_p: float = 0.5
     seed: int = 0
+    over_layers: str = "mean"  # or "sum" (see expr.OVER_LAYERS): the candidates' reduction
+
+    def __post_init__(self) -> None:
+        if self.over_layers not in OVER_LAYERS:
+            raise ValueError(f"over_layers {self.over_layers!r}: expected one of {OVER_LAYERS}")
 
 
 @dataclass(frozen=True)
 class Iteration:
-    """Progress after one iteration: best and median fitness, the best formula, what the
-    child was and what happened to it."""
+    """Progress after one iteration: best and median fitness (|rho|), the best formula with
+    its signed rho and tau, what the child was and what happened to it. ``best_values`` are
+    the best's values per evaluator network (NaN where it failed), given when the best
+    changed and always on the first iteration, else None."""
 
     index: int
     best_fitness: float
@@ -120,6 +139,9 @@ class Iteration:
     child: str
     child_fitness: float | None
     pruned_by: str | None
+    best_rho: float = math.nan
+    best_tau: float = math.nan
+    best_values: tuple[float, ...] | None = None
 
 
 class ProxyEvaluator:
@@ -152,20 +174,24 @@ class ProxyEvaluator:
         rule = structural_rule(expression)
         if rule:
             return Score(None, rule)
-        values, truth, failures = [], [], 0
+        values, scored, truth, failures = [], [], [], 0
         with torch.no_grad():
             for inputs, target in zip(self.networks, self.truth, strict=True):
                 try:
-                    values.append(expression.value(inputs()))
-                    truth.append(target)
+                    value = expression.value(inputs())
                 except OperationError:
+                    values.append(math.nan)
                     failures += 1
                     if failures > self.max_failures:
                         break
-        rule = value_rule(values, failures, self.max_failures)
+                    continue
+                values.append(value)
+                scored.append(value)
+                truth.append(target)
+        rule = value_rule(scored, failures, self.max_failures)
         if rule:
             return Score(None, rule, values)
-        rho, tau = rank_correlations(values, truth)
+        rho, tau = rank_correlations(scored, truth)
         return Score(rho if math.isfinite(rho) else None, None, values, tau)
 
 
@@ -185,19 +211,23 @@ def gpt2_evaluator(
     return ProxyEvaluator(networks, [arch.ground_truth for arch in archs], max_failures)
 
 
-def random_expression(rng: random.Random, chain_length: int = 2) -> Expression:
+def random_expression(
+    rng: random.Random, chain_length: int = 2, over_layers: str = "mean"
+) -> Expression:
     def branch() -> Branch:
         return Branch(
             rng.choice(INPUTS), tuple(rng.choice(list(UNARY)) for _ in range(chain_length))
         )
 
-    return Expression(branch(), branch(), rng.choice(list(BINARY)))
+    return Expression(branch(), branch(), rng.choice(list(BINARY)), over_layers)
 
 
 def crossover(a: Expression, b: Expression, rng: random.Random) -> Expression:
     """Each part (left branch, right branch, binary operation) from either parent."""
     pick = lambda x, y: x if rng.random() < 0.5 else y  # noqa: E731
-    return Expression(pick(a.left, b.left), pick(a.right, b.right), pick(a.binary, b.binary))
+    return replace(
+        a, left=pick(a.left, b.left), right=pick(a.right, b.right), binary=pick(a.binary, b.binary)
+    )
 
 
 def mutate(expression: Expression, rng: random.Random) -> Expression:
@@ -205,7 +235,7 @@ def mutate(expression: Expression, rng: random.Random) -> Expression:
     sides = {"left": expression.left, "right": expression.right}
     target = rng.choice(["binary", "left", "right"])
     if target == "binary":
-        return Expression(expression.left, expression.right, rng.choice(list(BINARY)))
+        return replace(expression, binary=rng.choice(list(BINARY)))
     branch = sides[target]
     slot = rng.randrange(len(branch.ops) + 1)
     if slot == 0:
@@ -215,46 +245,67 @@ def mutate(expression: Expression, rng: random.Random) -> Expression:
         ops[slot - 1] = rng.choice(list(UNARY))
         branch = Branch(branch.input, tuple(ops))
     sides[target] = branch
-    return Expression(sides["left"], sides["right"], expression.binary)
+    return replace(expression, left=sides["left"], right=sides["right"])
 
 
 def gp_search(
-    evaluator: ProxyEvaluator, settings: GPSettings = GPSettings()
+    evaluator: ProxyEvaluator,
+    settings: GPSettings = GPSettings(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Iteration]:
     """Steady-state GP; yields one :class:`Iteration` per iteration (seeded: the same
-    settings and evaluator give the same sequence)."""
+    settings and evaluator give the same sequence). Scoring the initial population takes
+    as long as many iterations, so ``progress(done, total)`` reports it member by member."""
     rng = random.Random(settings.seed)
-    population: list[tuple[float, Expression]] = []
-    attempts = 0
-    while len(population) < settings.population:
-        attempts += 1
-        if attempts > 100 * settings.population:
-            raise RuntimeError("could not find enough valid random expressions")
-        candidate = random_expression(rng, settings.chain_length)
-        fitness = evaluator.score(candidate).fitness
-        if fitness is not None:
-            population.append((fitness, candidate))
+    population = _initial_population(evaluator, settings, rng, progress)
+    best_text = None
     for index in range(settings.iterations):
-        population.sort(key=lambda member: member[0], reverse=True)
-        better_half = population[: max(2, len(population) // 2)]
-        (_, mother), (_, father) = rng.sample(better_half, 2)
+        (_, mother, _), (_, father, _) = rng.sample(population[: max(2, len(population) // 2)], 2)
         child = mother
         if rng.random() < settings.crossover_p:
             child = crossover(mother, father, rng)
         if rng.random() < settings.mutation_p:
             child = mutate(child, rng)
         score = evaluator.score(child)
-        known = any(str(member) == str(child) for _, member in population)
+        known = any(str(member) == str(child) for _, member, _ in population)
         if score.fitness is not None and score.fitness > population[-1][0] and not known:
-            population[-1] = (score.fitness, child)
+            population[-1] = (score.fitness, child, score)
             population.sort(key=lambda member: member[0], reverse=True)
-        fitnesses = [f for f, _ in population]
+        _, leader, best = population[0]
+        changed = str(leader) != best_text
+        best_text = str(leader)
         yield Iteration(
             index,
-            fitnesses[0],
-            float(np.median(fitnesses)),
-            str(population[0][1]),
+            best.fitness,
+            float(np.median([f for f, _, _ in population])),
+            best_text,
             str(child),
             score.fitness,
             score.rule,
+            best.rho,
+            best.tau,
+            tuple(best.values) if changed else None,  # unpruned: one value per network
         )
+
+
+def _initial_population(
+    evaluator: ProxyEvaluator,
+    settings: GPSettings,
+    rng: random.Random,
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple[float, Expression, Score]]:
+    """Random valid expressions with their fitness and score, best first."""
+    population: list[tuple[float, Expression, Score]] = []
+    attempts = 0
+    while len(population) < settings.population:
+        attempts += 1
+        if attempts > 100 * settings.population:
+            raise RuntimeError("could not find enough valid random expressions")
+        candidate = random_expression(rng, settings.chain_length, settings.over_layers)
+        score = evaluator.score(candidate)
+        if score.fitness is not None:
+            population.append((score.fitness, candidate, score))
+            if progress:
+                progress(len(population), settings.population)
+    population.sort(key=lambda member: member[0], reverse=True)
+    return population

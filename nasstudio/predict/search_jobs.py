@@ -29,7 +29,7 @@ from nasstudio.search.nsga import nsga2
 from nasstudio.space import Architecture, SearchSpace, average_features, get_space
 from nasstudio.store import GFLOPS, LATENCY_MS, PARAMS, Prediction, Project
 
-PREDICTOR_KINDS = ("distilled", "fitted", "supernet")
+PREDICTOR_KINDS = ("distilled", "fitted", "supernet", "proxy")
 MODES = ("evolution", "nsga2")
 # Architectures a predictor scores between two looks at the cancel flag.
 _SCORE_CHUNK = 8
@@ -38,8 +38,9 @@ _SCORE_CHUNK = 8
 @dataclass(frozen=True)
 class PredictorSpec:
     """A predictor to load in the worker: ``kind`` 'distilled' or 'fitted' with the ``name``
-    it is stored under beside the project, or 'supernet' with the checkpoint path as ``name``
-    and ``options`` ``corpus`` (a data.spec corpus, required), ``device``, ``cache_dir``."""
+    it is stored under beside the project, 'proxy' with the name of a proxy stored in the
+    project, or 'supernet' with the checkpoint path as ``name`` and ``options`` ``corpus`` (a
+    data.spec corpus, required), ``device``, ``cache_dir``."""
 
     kind: str
     name: str
@@ -112,8 +113,10 @@ class _Scorer:
     def __init__(self, predictor: Predictor, task: str, handle: JobHandle) -> None:
         self.predictor, self.task, self.handle = predictor, task, handle
         self.label = _label(predictor)
-        self.sign = -1.0 if predictor.metric.endswith("loss") else 1.0
+        proxy = predictor.kind == "proxy"  # signed already; its metric names the proxy
+        self.sign = -1.0 if predictor.metric.endswith("loss") and not proxy else 1.0
         metric = "BLEU" if "bleu" in predictor.metric else predictor.metric.replace("_", " ")
+        metric = "proxy" if proxy else metric
         self.score_label = f"{'-' if self.sign < 0 else ''}{metric} ({self.label})"
         self.results: dict[str, PredictionResult] = {}
 
@@ -219,6 +222,11 @@ def search_job(
 def _load_scorer(
     handle: JobHandle, project: Project, task: str, space: SearchSpace, spec: PredictorSpec
 ) -> _Scorer:
+    if spec.kind == "proxy":
+        from nasstudio.predict.proxy import ProxyPredictor  # the MT model stack: only here
+
+        vocab_size = project.task(task).vocab_size
+        return _Scorer(ProxyPredictor(project.proxy(spec.name), vocab_size), task, handle)
     if spec.kind != "supernet":
         return _Scorer(load_distilled(project.path, spec.name), task, handle)
     from nasstudio.predict.supernet import SupernetPredictor  # the training stack: only here

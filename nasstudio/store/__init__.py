@@ -14,8 +14,11 @@ from nasstudio.store.project import (
     Measurement,
     Prediction,
     Project,
+    ProxyIteration,
+    ProxySample,
     SearchGeneration,
     SearchMember,
+    StoredProxy,
     Task,
 )
 from nasstudio.store.schema import SCHEMA_VERSION, SchemaError
@@ -35,9 +38,12 @@ __all__ = [
     "Measurement",
     "Prediction",
     "Project",
+    "ProxyIteration",
+    "ProxySample",
     "SchemaError",
     "SearchGeneration",
     "SearchMember",
+    "StoredProxy",
     "Task",
     "this_process",
 ]

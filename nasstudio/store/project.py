@@ -148,6 +148,61 @@ class SearchGeneration:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxySample:
+    """What an LPZero search ranks proxies on, as its job yields it first: the sampled
+    architectures of ``benchmark`` with their ground truth (higher is better, ``truth_label``
+    says what it is) and each classic proxy's (Spearman rho, Kendall tau) on them (empty when
+    the search computed none). A job record."""
+
+    benchmark: str
+    arch_ids: tuple[str, ...]
+    truth: tuple[float, ...]
+    truth_label: str
+    classic: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def write(self, project: Project, job_id: int) -> Iterable[str]:
+        project.add_lpzero_sample(job_id, self)
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyIteration:
+    """One iteration of an LPZero GP search: best and median fitness of the population, the
+    best formula with its signed rho and tau and (when it changed) its value on each sampled
+    architecture (NaN where it failed), and the child tried with its fitness or the pruning
+    rule that rejected it. A job record."""
+
+    index: int
+    best_fitness: float
+    median_fitness: float
+    best: str
+    best_rho: float
+    best_tau: float
+    best_values: tuple[float, ...] | None
+    child: str
+    child_fitness: float | None
+    pruned_by: str | None
+
+    def write(self, project: Project, job_id: int) -> Iterable[str]:
+        project.add_lpzero_iteration(job_id, self)
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProxy:
+    """A proxy formula kept in the project for use as a predictor: its values times ``sign``
+    rank architectures (higher is better); ``benchmark``, ``rho`` and ``tau`` say where it was
+    found and how well it ranked there (rho and tau of the signed values)."""
+
+    name: str
+    formula: str
+    sign: float
+    benchmark: str
+    rho: float | None = None
+    tau: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     id: int
     kind: str
@@ -856,6 +911,130 @@ class Project:
         rows = [dict(zip(names, row, strict=True)) for row in cursor]
         return rows
 
+    # --- LPZero proxy searches and stored proxies -----------------------------------------------
+
+    def add_lpzero_sample(self, job_id: int, sample: ProxySample) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO lpzero_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    sample.benchmark,
+                    json.dumps(list(sample.arch_ids)),
+                    json.dumps(list(sample.truth)),
+                    sample.truth_label,
+                    json.dumps({k: list(v) for k, v in sample.classic.items()}),
+                    time.time(),
+                ),
+            )
+
+    def lpzero_samples(self, job_id: int) -> list[ProxySample]:
+        """The sample LPZero search ``job_id`` ranked proxies on (empty before it recorded it)."""
+        rows = self._conn().execute(
+            "SELECT benchmark, arch_ids, truth, truth_label, classic FROM lpzero_samples"
+            " WHERE job_id = ?",
+            (job_id,),
+        )
+        return [
+            ProxySample(
+                benchmark,
+                tuple(json.loads(ids)),
+                tuple(json.loads(truth)),
+                label,
+                {k: tuple(v) for k, v in json.loads(classic).items()},
+            )
+            for benchmark, ids, truth, label, classic in rows
+        ]
+
+    def add_lpzero_iteration(self, job_id: int, iteration: ProxyIteration) -> None:
+        values = None if iteration.best_values is None else json.dumps(list(iteration.best_values))
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO lpzero_iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    iteration.index,
+                    iteration.best_fitness,
+                    iteration.median_fitness,
+                    iteration.best,
+                    iteration.best_rho,
+                    iteration.best_tau,
+                    values,
+                    iteration.child,
+                    iteration.child_fitness,
+                    iteration.pruned_by,
+                    time.time(),
+                ),
+            )
+
+    def lpzero_iterations(self, job_id: int) -> list[ProxyIteration]:
+        """The iterations LPZero search ``job_id`` recorded, in order."""
+        rows = self._conn().execute(
+            "SELECT iteration, best_fitness, median_fitness, best, best_rho, best_tau,"
+            " best_values, child, child_fitness, pruned_by FROM lpzero_iterations"
+            " WHERE job_id = ? ORDER BY iteration",
+            (job_id,),
+        )
+        return [
+            ProxyIteration(
+                *row[:6],
+                None if row[6] is None else tuple(json.loads(row[6])),
+                *row[7:],
+            )
+            for row in rows
+        ]
+
+    def lpzero_searches(self) -> list[dict[str, Any]]:
+        """One row per LPZero search, oldest first: ``job_id``, ``benchmark``, ``title``,
+        ``state`` (None for a job not in the project), ``iterations`` recorded and the last
+        one's ``best`` formula, ``best_fitness``, ``best_rho`` and ``best_tau``."""
+        cursor = self._conn().execute(
+            "SELECT s.job_id, s.benchmark, j.title, j.state, COUNT(i.iteration) AS iterations,"
+            " last.best, last.best_fitness, last.best_rho, last.best_tau FROM lpzero_samples s"
+            " LEFT JOIN jobs j ON j.id = s.job_id"
+            " LEFT JOIN lpzero_iterations i ON i.job_id = s.job_id"
+            " LEFT JOIN lpzero_iterations last ON last.job_id = s.job_id AND last.iteration ="
+            " (SELECT MAX(iteration) FROM lpzero_iterations WHERE job_id = s.job_id)"
+            " GROUP BY s.job_id ORDER BY s.job_id"
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def add_proxy(self, proxy: StoredProxy, replace: bool = False) -> None:
+        """Store a proxy for use as a predictor; a name already taken is refused unless
+        ``replace``."""
+        if proxy.sign not in (-1, 1):
+            raise ValueError(f"proxy '{proxy.name}': sign must be 1 or -1, got {proxy.sign}")
+        if not proxy.name or proxy.name != proxy.name.strip():
+            raise ValueError(f"proxy name {proxy.name!r}: expected a name without outer spaces")
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self.transaction() as conn:
+            try:
+                conn.execute(
+                    f"{verb} INTO proxies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*_proxy_row(proxy), time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(
+                    f"a proxy named '{proxy.name}' is already stored in {self.path}"
+                ) from None
+
+    def proxies(self) -> list[StoredProxy]:
+        """The stored proxies, oldest first."""
+        rows = self._conn().execute(
+            "SELECT name, formula, sign, benchmark, rho, tau FROM proxies"
+            " ORDER BY created_at, rowid"
+        )
+        return [StoredProxy(*row) for row in rows]
+
+    def proxy(self, name: str) -> StoredProxy:
+        """The stored proxy ``name``; KeyError naming the stored ones when there is none."""
+        for proxy in self.proxies():
+            if proxy.name == name:
+                return proxy
+        known = ", ".join(sorted(p.name for p in self.proxies())) or "none"
+        raise KeyError(f"no stored proxy '{name}' in {self.path} (stored: {known})")
+
     # --- prompts -----------------------------------------------------------------------------
 
     def save_prompt(
@@ -1080,6 +1259,10 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _proxy_row(proxy: StoredProxy) -> tuple:
+    return (proxy.name, proxy.formula, proxy.sign, proxy.benchmark, proxy.rho, proxy.tau)
 
 
 def _prompt_record(row: tuple) -> dict[str, Any]:

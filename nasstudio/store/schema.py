@@ -210,6 +210,44 @@ CREATE TABLE search_generations (
     PRIMARY KEY (job_id, generation)
 );
 """,
+    # 5: LPZero proxy searches (the architectures sampled with their ground truth and the
+    # classic proxies' correlations; one row per GP iteration) and the proxies stored for use
+    # as predictors.
+    """
+CREATE TABLE lpzero_samples (
+    job_id INTEGER PRIMARY KEY,
+    benchmark TEXT NOT NULL,
+    arch_ids TEXT NOT NULL,
+    truth TEXT NOT NULL,
+    truth_label TEXT NOT NULL,
+    classic TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE lpzero_iterations (
+    job_id INTEGER NOT NULL,
+    iteration INTEGER NOT NULL,
+    best_fitness REAL NOT NULL,
+    median_fitness REAL NOT NULL,
+    best TEXT NOT NULL,
+    best_rho REAL,
+    best_tau REAL,
+    best_values TEXT,
+    child TEXT NOT NULL,
+    child_fitness REAL,
+    pruned_by TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (job_id, iteration)
+);
+CREATE TABLE proxies (
+    name TEXT PRIMARY KEY,
+    formula TEXT NOT NULL,
+    sign REAL NOT NULL CHECK (sign IN (-1, 1)),
+    benchmark TEXT NOT NULL,
+    rho REAL,
+    tau REAL,
+    created_at REAL NOT NULL
+);
+""",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
+import pytest
 import torch
 
 from nasstudio.lpzero.benchmarks import GPT2Config
@@ -34,22 +36,50 @@ def test_minibatch_is_fixed_and_frequent_ids_come_first():
     assert counts[:10].sum() > counts[10:].sum()  # Zipf: the first 10 of 50 ids hold ~63 %
 
 
-def test_inputs_have_the_shapes_of_each_layer():
+def test_inputs_have_the_shapes_of_each_attention_and_linear_layer():
     tokens = Minibatch(batch_size=2, length=5).tokens(CONFIG.n_token)
-    layers = network_inputs(build_gpt2(CONFIG), tokens)
-    assert len(layers) == 2
-    for layer, (heads, inner) in enumerate(zip(CONFIG.n_head, CONFIG.d_inner, strict=True)):
-        shapes = {name: tuple(t.shape) for name, t in layers[layer].items()}
-        head_dim = CONFIG.d_model // heads
-        assert shapes == {
-            "act": (2, 5, inner),
+    layers = network_inputs(build_gpt2(CONFIG), tokens, max_units=None)
+    assert len(layers) == 2 * 5  # per block: the attention, then GPT-2's 4 linear layers
+    for block, (heads, inner) in enumerate(zip(CONFIG.n_head, CONFIG.d_inner, strict=True)):
+        entries = layers[5 * block : 5 * block + 5]
+        shapes = [{name: tuple(t.shape) for name, t in entry.items()} for entry in entries]
+        d, head_dim = CONFIG.d_model, CONFIG.d_model // heads
+        assert shapes[0] == {
             "q": (2, heads, 5, head_dim),
             "k": (2, heads, 5, head_dim),
             "v": (2, heads, 5, head_dim),
             "softmax": (2, heads, 5, 5),
-            "weight": (inner, CONFIG.d_model),
-            "grad": (inner, CONFIG.d_model),
         }
+        # c_attn (q, k and v), attention output, FFN in, FFN out: (units out, units in)
+        for entry, (out, into) in zip(
+            shapes[1:], [(3 * d, d), (d, d), (inner, d), (d, inner)], strict=True
+        ):
+            assert entry == {"act": (2, 5, out), "weight": (out, into), "grad": (out, into)}
+
+
+def test_linear_layers_keep_their_first_units_when_capped():
+    tokens = Minibatch(batch_size=2, length=5).tokens(CONFIG.n_token)
+    full = network_inputs(build_gpt2(CONFIG, seed=1), tokens, max_units=None)
+    capped = network_inputs(build_gpt2(CONFIG, seed=1), tokens, max_units=3)
+    fc = 3  # block 0: attention, c_attn, attention output, then the FFN's first layer
+    assert capped[fc]["weight"].shape == (3, CONFIG.d_model)
+    assert torch.equal(capped[fc]["weight"], full[fc]["weight"][:3])
+    assert torch.equal(capped[fc]["grad"], full[fc]["grad"][:3])
+    assert torch.equal(capped[fc]["act"], full[fc]["act"][..., :3])
+    # c_attn keeps the first 3 units of each of q, k and v.
+    d = CONFIG.d_model
+    rows = [*range(3), *range(d, d + 3), *range(2 * d, 2 * d + 3)]
+    assert torch.equal(capped[1]["weight"], full[1]["weight"][rows])
+    assert torch.equal(capped[1]["act"], full[1]["act"][..., rows])
+    assert torch.equal(capped[0]["q"], full[0]["q"])  # attention entries are whole
+
+
+def test_residual_projections_start_smaller_with_depth():
+    # GPT-2's init: std 0.02, and 0.02 / sqrt(2 * n_layer) = 0.01 for the 2 layers here.
+    model = build_gpt2(replace(CONFIG, d_model=64, d_inner=(256, 256), n_head=(4, 4)), seed=0)
+    assert model.blocks[0].attn.q.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert model.blocks[0].attn.out.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    assert model.blocks[1].ffn.proj.weight.std().item() == pytest.approx(0.01, rel=0.05)
 
 
 def test_softmax_maps_are_causal_and_gradients_are_the_losss():
@@ -60,8 +90,12 @@ def test_softmax_maps_are_causal_and_gradients_are_the_losss():
     assert torch.all(maps.triu(1) == 0)
     model = build_gpt2(CONFIG, seed=1)
     model(tokens).backward()
-    assert torch.allclose(layers[1]["grad"], model.blocks[1].ffn.fc.weight.grad)
-    assert torch.equal(layers[1]["weight"], model.blocks[1].ffn.fc.weight.detach())
+    fc = layers[5 + 3]  # block 1's FFN input layer
+    assert torch.allclose(fc["grad"], model.blocks[1].ffn.fc.weight.grad)
+    assert torch.equal(fc["weight"], model.blocks[1].ffn.fc.weight.detach())
+    # c_attn's output starts with the attention's q, before the split into heads.
+    q = layers[0]["q"].transpose(1, 2).reshape(2, 5, CONFIG.d_model)
+    assert torch.equal(layers[1]["act"][..., : CONFIG.d_model], q)
 
 
 def test_cache_computes_each_network_once():

@@ -98,6 +98,18 @@ def test_expression_value_is_the_mean_over_layers_of_the_layer_means():
         "sub(square(act), identity(weight))"
     )  # layer 1: (-1 + 7)/2, layer 2: (-4 - 3)/2
     assert squared.value(layers) == pytest.approx((3.0 - 3.5) / 2)
+    assert parse("layersum(mul(act, weight))").value(layers) == pytest.approx(4.0 + 2.0)
+
+
+def test_a_layer_without_an_input_is_left_out_and_a_network_without_it_fails():
+    layers = [
+        {"act": torch.tensor([1.0, 3.0]), "softmax": torch.tensor([0.5, 0.5])},  # mean 1
+        {"act": torch.tensor([2.0, 2.0])},  # no attention maps: left out
+    ]
+    assert parse("mul(act, softmax)").value(layers) == pytest.approx(1.0)
+    assert parse("layersum(mul(act, act))").value(layers) == pytest.approx(5.0 + 4.0)
+    with pytest.raises(OperationError, match="no layer has the inputs grad, softmax"):
+        parse("add(grad, softmax)").value(layers)
 
 
 def test_formula_text_round_trips():
@@ -108,6 +120,9 @@ def test_formula_text_round_trips():
     assert text == "mul(abs(log(act)), identity(sqrt(grad)))"
     assert parse(text) == expression
     assert parse("  matmul( q ,k )") == Expression(Branch("q", ()), Branch("k", ()), "matmul")
+    summed = Expression(Branch("act", ("abs",)), Branch("grad", ()), "add", "sum")
+    assert str(summed) == "layersum(add(abs(act), grad))"
+    assert parse(str(summed)) == summed
 
 
 @pytest.mark.parametrize(
@@ -120,6 +135,8 @@ def test_formula_text_round_trips():
         ("add(act, grad) extra", "unexpected 'extra'"),
         ("add(act, grad", "expected ')'"),
         ("add(act; grad)", "unexpected character"),
+        ("layersum(add(act, grad)", "expected ')'"),
+        ("layersum(act)", "binary operation"),
     ],
 )
 def test_malformed_formula_says_what_is_wrong(text, message):
