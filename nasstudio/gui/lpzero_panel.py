@@ -21,19 +21,16 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QDockWidget,
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHeaderView,
     QInputDialog,
     QLineEdit,
     QPushButton,
     QScrollArea,
     QSplitter,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -41,7 +38,7 @@ from PySide6.QtWidgets import (
 from superqt import QElidingLabel
 
 from nasstudio.gui.lpzero_plot import LPZeroPlot
-from nasstudio.gui.search_panel import button_row, set_item_text
+from nasstudio.gui.search_panel import button_row, run_list, set_item_text
 from nasstudio.gui.session import ProjectSession
 from nasstudio.gui.train_form import (
     combo_field,
@@ -362,7 +359,8 @@ class LPZeroPanel(QWidget):
         self.name_dialog: QInputDialog | None = None  # "Use as predictor…" while it is open
         self.form = LPZeroForm(qsettings)
         self.plot = LPZeroPlot()
-        self.runs = self._make_run_list()
+        self.runs = run_list(_HEADERS, RUN, "The project's proxy searches: select one to draw it")
+        self.runs.itemSelectionChanged.connect(self._show_selected_run)
         self._build_actions()
         self._build_layout()
         self.form.changed.connect(self._update_buttons)
@@ -383,21 +381,6 @@ class LPZeroPanel(QWidget):
             f"({self.run_action.shortcut().toString()})"
         )
         self.run_action.triggered.connect(self._run_from_menu)
-
-    def _make_run_list(self) -> QTreeWidget:
-        tree = QTreeWidget()
-        tree.setHeaderLabels(_HEADERS)
-        tree.setRootIsDecorated(False)
-        tree.setUniformRowHeights(True)
-        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        tree.setToolTip("The project's proxy searches: select one to draw it")
-        header = tree.header()
-        header.setStretchLastSection(False)
-        for column in range(len(_HEADERS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(RUN, QHeaderView.ResizeMode.Stretch)
-        tree.itemSelectionChanged.connect(self._show_selected_run)
-        return tree
 
     def _build_layout(self) -> None:
         scroll = QScrollArea(widgetResizable=True)

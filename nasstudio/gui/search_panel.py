@@ -379,7 +379,10 @@ class SearchPanel(QWidget):
         self._refresh_timer.timeout.connect(self._refresh)
         self.form = SearchForm(qsettings)
         self.plot = SearchPlot()
-        self.searches = self._make_search_list()
+        self.searches = run_list(
+            _HEADERS, SEARCH, "The project's searches: select one to draw its generations"
+        )
+        self.searches.itemSelectionChanged.connect(self._show_selected_search)
         self._build_actions()
         self._build_layout()
         self.form.changed.connect(self._update_buttons)
@@ -399,21 +402,6 @@ class SearchPanel(QWidget):
             f"({self.run_action.shortcut().toString()})"
         )
         self.run_action.triggered.connect(self._run_from_menu)
-
-    def _make_search_list(self) -> QTreeWidget:
-        tree = QTreeWidget()
-        tree.setHeaderLabels(_HEADERS)
-        tree.setRootIsDecorated(False)
-        tree.setUniformRowHeights(True)
-        tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        tree.setToolTip("The project's searches: select one to draw its generations")
-        header = tree.header()
-        header.setStretchLastSection(False)
-        for column in range(len(_HEADERS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(SEARCH, QHeaderView.ResizeMode.Stretch)
-        tree.itemSelectionChanged.connect(self._show_selected_search)
-        return tree
 
     def _build_layout(self) -> None:
         scroll = QScrollArea(widgetResizable=True)
@@ -722,6 +710,22 @@ def set_item_text(item: QTreeWidgetItem, column: int, text: str) -> None:
     in PySide6 6.12 (see search_plot._Front), and a running job updates its row often."""
     if item.text(column) != text:
         item.setText(column, text)
+
+
+def run_list(headers: list[str], stretched: int, tip: str) -> QTreeWidget:
+    """A list of a panel's runs, one row each, a single one selectable; ``stretched`` is the
+    column that takes the spare width."""
+    tree = QTreeWidget(toolTip=tip)
+    tree.setHeaderLabels(headers)
+    tree.setRootIsDecorated(False)
+    tree.setUniformRowHeights(True)
+    tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    header = tree.header()
+    header.setStretchLastSection(False)
+    for column in range(len(headers)):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretched, QHeaderView.ResizeMode.Stretch)
+    return tree
 
 
 def button_row(*widgets: QWidget) -> QHBoxLayout:
