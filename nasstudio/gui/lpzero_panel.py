@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -40,6 +39,7 @@ from superqt import QElidingLabel
 from nasstudio.gui.lpzero_plot import LPZeroPlot
 from nasstudio.gui.search_panel import button_row, run_list, set_item_text
 from nasstudio.gui.session import ProjectSession
+from nasstudio.gui.settings import remembered_splitter
 from nasstudio.gui.train_form import (
     combo_field,
     field_value,
@@ -415,21 +415,13 @@ class LPZeroPanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.runs, 1)
         right_layout.addWidget(self.use_button)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        for widget, stretch in ((left, 0), (self.plot, 1), (right, 0)):
-            self.splitter.addWidget(widget)
-            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
-        state = self._settings.value(SPLITTER_KEY)
-        if not (isinstance(state, QByteArray) and self.splitter.restoreState(state)):
-            self.splitter.setSizes([300, 700, 260])
-        self.splitter.splitterMoved.connect(self._save_splitter)
+        self.splitter = remembered_splitter(
+            self._settings, SPLITTER_KEY, ((left, 0), (self.plot, 1), (right, 0)), [300, 700, 260]
+        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.splitter)
         self._update_buttons()
-
-    def _save_splitter(self) -> None:
-        self._settings.setValue(SPLITTER_KEY, self.splitter.saveState())
 
     # --- the project --------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QStackedWidget,
     QTreeWidget,
     QTreeWidgetItem,
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 from nasstudio.gui.dialogs import ask_export_target
 from nasstudio.gui.search_plot import SearchPlot
 from nasstudio.gui.session import ProjectSession
+from nasstudio.gui.settings import remembered_splitter
 from nasstudio.gui.train_form import (
     combo_field,
     field_value,
@@ -438,21 +438,13 @@ class SearchPanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.searches, 1)
         right_layout.addLayout(button_row(self.export_button, self.show_button))
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        for widget, stretch in ((left, 0), (self.plot, 1), (right, 0)):
-            self.splitter.addWidget(widget)
-            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
-        state = self._settings.value(SPLITTER_KEY)
-        if not (isinstance(state, QByteArray) and self.splitter.restoreState(state)):
-            self.splitter.setSizes([340, 640, 300])
-        self.splitter.splitterMoved.connect(self._save_splitter)
+        self.splitter = remembered_splitter(
+            self._settings, SPLITTER_KEY, ((left, 0), (self.plot, 1), (right, 0)), [340, 640, 300]
+        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.splitter)
         self._update_buttons()
-
-    def _save_splitter(self) -> None:
-        self._settings.setValue(SPLITTER_KEY, self.splitter.saveState())
 
     # --- the project --------------------------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtWidgets import QSplitter, QWidget
 
 MAX_RECENT = 10
 
@@ -63,3 +65,19 @@ def start_project(settings: QSettings, requested: str | Path | None) -> Path | N
         return Path(requested)
     last = text(settings, LAST_PROJECT)
     return Path(last) if last and Path(last).exists() else None
+
+
+def remembered_splitter(
+    qsettings: QSettings, key: str, parts: Sequence[tuple[QWidget, int]], sizes: list[int]
+) -> QSplitter:
+    """A horizontal splitter of ``parts`` (widget, stretch factor) whose sizes are kept under
+    ``key`` as the user drags them; ``sizes`` until then."""
+    splitter = QSplitter(Qt.Orientation.Horizontal)
+    for widget, stretch in parts:
+        splitter.addWidget(widget)
+        splitter.setStretchFactor(splitter.count() - 1, stretch)
+    state = qsettings.value(key)
+    if not (isinstance(state, QByteArray) and splitter.restoreState(state)):
+        splitter.setSizes(sizes)
+    splitter.splitterMoved.connect(lambda: qsettings.setValue(key, splitter.saveState()))
+    return splitter

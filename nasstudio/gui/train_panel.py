@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSpinBox,
-    QSplitter,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 from nasstudio.data.spec import task_name
 from nasstudio.gui.dialogs import show_error
 from nasstudio.gui.session import ProjectSession
+from nasstudio.gui.settings import remembered_splitter
 from nasstudio.gui.train_curves import RunCurves
 from nasstudio.gui.train_form import TrainDialog, TrainForm
 from nasstudio.gui.view_state import ViewState
@@ -252,24 +252,13 @@ class TrainPanel(QWidget):
         row.addWidget(self.rerun_button)
         row.addWidget(self.clear_button)
         right_layout.addLayout(row)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        for widget, stretch in ((left, 0), (self.curves, 1), (right, 0)):
-            self.splitter.addWidget(widget)
-            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
-        self._restore_splitter()
+        self.splitter = remembered_splitter(
+            self._settings, SPLITTER_KEY, ((left, 0), (self.curves, 1), (right, 0)), [340, 600, 420]
+        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.splitter)
         self._update_buttons()
-
-    def _restore_splitter(self) -> None:
-        state = self._settings.value(SPLITTER_KEY)
-        if not (isinstance(state, QByteArray) and self.splitter.restoreState(state)):
-            self.splitter.setSizes([340, 600, 420])
-        self.splitter.splitterMoved.connect(self._save_splitter)
-
-    def _save_splitter(self) -> None:
-        self._settings.setValue(SPLITTER_KEY, self.splitter.saveState())
 
     @staticmethod
     def _buttons(*actions: QAction) -> QHBoxLayout:
