@@ -38,6 +38,10 @@ class Minibatch:
         )
         return draws.view(self.batch_size, self.length + 1)
 
+    def gpt2_tokens(self, config: GPT2Config) -> torch.Tensor:
+        """The batch for a GPT-2, cut to its context (``n_positions``) when that is shorter."""
+        return self.tokens(config.n_token)[:, : config.n_positions]
+
 
 MAX_UNITS = 32
 """Output units kept per linear layer (see :func:`network_inputs`)."""
@@ -134,7 +138,7 @@ def gpt2_inputs(
     """The inputs of a freshly initialised GPT-2 (weights seeded by ``seed``) on the batch."""
     minibatch = minibatch or Minibatch()
     model = build_gpt2(config, seed=seed)
-    return network_inputs(model, minibatch.tokens(config.n_token), max_units)
+    return network_inputs(model, minibatch.gpt2_tokens(config), max_units)
 
 
 class InputCache:

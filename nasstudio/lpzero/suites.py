@@ -190,7 +190,7 @@ def gpt2_classic(config: GPT2Config) -> dict[str, float]:
     """Every classic proxy of a freshly initialised GPT-2 on the fixed minibatch; the three
     reading the loss gradient share one backward pass."""
     model = build_gpt2(config, seed=0)
-    tokens = Minibatch().tokens(config.n_token)
+    tokens = Minibatch().gpt2_tokens(config)
     with torch.enable_grad():
         values = gradient_proxies(model, tokens)
         for name, proxy in CLASSIC_PROXIES.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import partial
 
@@ -108,3 +109,12 @@ def test_cache_computes_each_network_once():
     uncached.get("a", compute)
     uncached.get("a", compute)
     assert uncached.computed == 2
+
+
+def test_a_gpt2_with_a_short_context_reads_the_batch_cut_to_it():
+    from nasstudio.lpzero.suites import gpt2_classic
+
+    short = replace(CONFIG, n_positions=6)
+    layers = gpt2_inputs(short, Minibatch(batch_size=2, length=32))
+    assert layers[0]["softmax"].shape[-1] == 5  # 6 tokens: 5 inputs, each with its next
+    assert all(math.isfinite(value) for value in gpt2_classic(short).values())
